@@ -1,0 +1,181 @@
+package gang
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	"github.com/cosched/cosched/pkg/podgroup"
+)
+
+// PreEnqueue keeps a group's pods out of the active queue until their
+// PodGroup exists and a quorum of its pods does, so waiting costs no
+// scheduling cycles.
+func (pl *CoschedGang) PreEnqueue(_ context.Context, pod *v1.Pod) *fwk.Status {
+	key, pg := pl.podGroupOf(pod)
+	if key == "" {
+		return nil
+	}
+	if pg == nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist; the pod waits for it", key))
+	}
+	c := pl.countMembers(key, pod, false)
+	if quorum := podgroup.MinMember(pg); c.live < quorum {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("waiting for quorum: %d/%d pods of PodGroup %s exist", c.live, quorum, key))
+	}
+	return nil
+}
+
+// EventsToRegister lists what can make a rejected member schedulable. Each
+// hint only requeues pods of the group the event concerns.
+func (pl *CoschedGang) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
+	return []fwk.ClusterEventWithHint{
+		// A new member can complete a quorum.
+		{Event: fwk.ClusterEvent{Resource: fwk.UnscheduledPod, ActionType: fwk.Add}, QueueingHintFn: pl.isSchedulableAfterMemberAdded},
+		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Add}, QueueingHintFn: pl.isSchedulableAfterMemberAdded},
+		// Room freed on a node can let a group that did not fit fit.
+		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete | fwk.UpdatePodScaleDown}, QueueingHintFn: pl.isSchedulableAfterRoomFreed},
+		// New or changed nodes can too.
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeLabel | fwk.UpdateNodeTaint}},
+		// A PodGroup created after its pods, or a lowered minMember or
+		// minResources, can release the group.
+		{Event: fwk.ClusterEvent{Resource: podgroup.EventResource, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: pl.isSchedulableAfterPodGroupChange},
+	}, nil
+}
+
+// hintMemo remembers the quorum verdict for the event being fanned out: the
+// queue asks the same question for every rejected member of a group, and
+// counting the group once per event instead of once per member keeps a
+// 1000-pod group's arrival quadratic rather than cubic.
+type hintMemo struct {
+	mu     sync.Mutex
+	event  any
+	key    string
+	quorum bool
+}
+
+func (m *hintMemo) get(event any, key string) (bool, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.event == event && m.key == key {
+		return m.quorum, true
+	}
+	return false, false
+}
+
+func (m *hintMemo) set(event any, key string, quorum bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.event, m.key, m.quorum = event, key, quorum
+}
+
+func (pl *CoschedGang) isSchedulableAfterMemberAdded(logger klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
+	added, ok := newObj.(*v1.Pod)
+	if !ok {
+		return fwk.Queue, fmt.Errorf("expected a *v1.Pod, got %T", newObj)
+	}
+	key := podgroup.KeyOf(pod)
+	if key == "" || podgroup.KeyOf(added) != key {
+		return fwk.QueueSkip, nil
+	}
+	quorum, ok := pl.hints.get(added, key)
+	if !ok {
+		quorum = pl.hasQuorum(pod, key)
+		pl.hints.set(added, key, quorum)
+	}
+	if !quorum {
+		logger.V(5).Info("Member added, group still short of quorum", "pod", klog.KObj(pod), "podGroup", key)
+		return fwk.QueueSkip, nil
+	}
+	return fwk.Queue, nil
+}
+
+func (pl *CoschedGang) hasQuorum(pod *v1.Pod, key string) bool {
+	_, pg := pl.podGroupOf(pod)
+	if pg == nil {
+		return false
+	}
+	return pl.countMembers(key, nil, false).live >= podgroup.MinMember(pg)
+}
+
+func (pl *CoschedGang) isSchedulableAfterRoomFreed(_ klog.Logger, pod *v1.Pod, oldObj, _ any) (fwk.QueueingHint, error) {
+	if podgroup.KeyOf(pod) == "" {
+		return fwk.QueueSkip, nil
+	}
+	// A deleted member of the same group frees room but also shrinks the
+	// group, so it cannot help the group's own quorum; any other pod's room
+	// can help a group that did not fit.
+	if gone, ok := oldObj.(*v1.Pod); ok && podgroup.KeyOf(gone) == podgroup.KeyOf(pod) && gone.Spec.NodeName == "" {
+		return fwk.QueueSkip, nil
+	}
+	return fwk.Queue, nil
+}
+
+func (pl *CoschedGang) isSchedulableAfterPodGroupChange(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
+	newPG, err := asPodGroup(newObj)
+	if err != nil || newPG == nil {
+		return fwk.Queue, err
+	}
+	if podgroup.KeyOf(pod) != podgroup.Key(newPG.Namespace, newPG.Name) {
+		return fwk.QueueSkip, nil
+	}
+	oldPG, err := asPodGroup(oldObj)
+	if err != nil || oldPG == nil {
+		// Created: the pods were waiting for it.
+		return fwk.Queue, err
+	}
+	if newPG.Spec.MinMember < oldPG.Spec.MinMember || !equalResources(newPG.Spec.MinResources, oldPG.Spec.MinResources) ||
+		!equalTimeout(newPG.Spec.ScheduleTimeoutSeconds, oldPG.Spec.ScheduleTimeoutSeconds) {
+		return fwk.Queue, nil
+	}
+	logger.V(5).Info("PodGroup change cannot help its pods", "pod", klog.KObj(pod), "podGroup", klog.KObj(newPG))
+	return fwk.QueueSkip, nil
+}
+
+// asPodGroup accepts what the scheduler's dynamic informer delivers
+// (unstructured objects, possibly inside a tombstone) as well as typed ones.
+func asPodGroup(obj any) (*schedv1alpha1.PodGroup, error) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	switch o := obj.(type) {
+	case nil:
+		return nil, nil
+	case *schedv1alpha1.PodGroup:
+		return o, nil
+	case *unstructured.Unstructured:
+		pg := &schedv1alpha1.PodGroup{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, pg); err != nil {
+			return nil, fmt.Errorf("decoding PodGroup %s/%s: %w", o.GetNamespace(), o.GetName(), err)
+		}
+		return pg, nil
+	}
+	return nil, fmt.Errorf("expected a PodGroup, got %T", obj)
+}
+
+func equalResources(a, b v1.ResourceList) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, qa := range a {
+		if qb, ok := b[name]; !ok || qa.Cmp(qb) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func equalTimeout(a, b *int32) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}

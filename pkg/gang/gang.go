@@ -1,0 +1,290 @@
+// Package gang implements CoschedGang, cosched's all-or-nothing scheduling of
+// scheduler-plugins PodGroups.
+//
+// A group's pods enter the active queue only once a quorum (minMember) of
+// them exists (PreEnqueue); they are sorted so a group's members are tried
+// back to back (QueueSort); a group that cannot fit as a whole is turned away
+// before any member reserves anything (PreFilter); members that found a node
+// wait at Permit until the quorum holds reservations, and are then let go
+// together; any failure rejects every waiting member, releasing what they
+// held (PostFilter, Unreserve), and the group backs off before it retries.
+package gang
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/utils/clock"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+	schedinformers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
+	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
+
+	"github.com/cosched/cosched/pkg/apis/config"
+	"github.com/cosched/cosched/pkg/podgroup"
+)
+
+// Name is the plugin's name in the registry and in scheduler configs.
+// Upstream's in-tree plugin already owns "GangScheduling".
+const Name = "CoschedGang"
+
+// maxPermitWait is the framework's cap on a Permit wait.
+const maxPermitWait = 15 * time.Minute
+
+// informerSyncTimeout bounds how long New waits for PodGroups to list, so a
+// cluster without the CRD fails the scheduler's start with a clear error.
+const informerSyncTimeout = 30 * time.Second
+
+func init() {
+	// Events name PodGroups; the event recorder needs their kind.
+	if err := schedv1alpha1.AddToScheme(scheme.Scheme); err != nil {
+		panic(err)
+	}
+}
+
+// CoschedGang is the gang scheduling plugin.
+type CoschedGang struct {
+	handle    fwk.Handle
+	args      *config.CoschedGangArgs
+	podGroups schedlisters.PodGroupLister
+	// pods is the scheduler's own pod cache, indexed by group. It holds
+	// non-terminal pods only, which is what quorum counts.
+	pods   cache.Indexer
+	groups *groupTracker
+	hints  hintMemo
+	clock  clock.WithDelayedExecution
+}
+
+var (
+	_ fwk.QueueSortPlugin   = &CoschedGang{}
+	_ fwk.PreEnqueuePlugin  = &CoschedGang{}
+	_ fwk.PreFilterPlugin   = &CoschedGang{}
+	_ fwk.PostFilterPlugin  = &CoschedGang{}
+	_ fwk.ReservePlugin     = &CoschedGang{}
+	_ fwk.PermitPlugin      = &CoschedGang{}
+	_ fwk.PostBindPlugin    = &CoschedGang{}
+	_ fwk.EnqueueExtensions = &CoschedGang{}
+	_ fwk.SignPlugin        = &CoschedGang{}
+)
+
+// New builds the plugin: it decodes its args, indexes the scheduler's pod
+// informer by group and starts a PodGroup informer.
+func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
+	args, err := config.Decode(obj, field.NewPath("pluginConfig").Key(Name).Child("args"))
+	if err != nil {
+		return nil, err
+	}
+	client, err := versioned.NewForConfig(podGroupClientConfig(handle.KubeConfig()))
+	if err != nil {
+		return nil, fmt.Errorf("building the PodGroup client: %w", err)
+	}
+	factory := schedinformers.NewSharedInformerFactory(client, 0)
+	pgInformer := factory.Scheduling().V1alpha1().PodGroups()
+	pl, err := newPlugin(handle, args, pgInformer.Lister(), pgInformer.Informer())
+	if err != nil {
+		return nil, err
+	}
+	factory.Start(ctx.Done())
+	syncCtx, cancel := context.WithTimeout(ctx, informerSyncTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(syncCtx.Done(), pgInformer.Informer().HasSynced) {
+		return nil, fmt.Errorf("PodGroups (scheduling.x-k8s.io/v1alpha1) did not list within %s: is the CRD installed (manifests/crds) and may the scheduler list podgroups?", informerSyncTimeout)
+	}
+	if *args.ManagePodGroupStatus {
+		if err := startStatusWriter(ctx, handle, client, pgInformer, args); err != nil {
+			return nil, err
+		}
+	}
+	return pl, nil
+}
+
+// podGroupClientConfig speaks JSON: kube-scheduler's client defaults to
+// protobuf, which custom resources do not support.
+func podGroupClientConfig(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = runtime.ContentTypeJSON
+	cfg.AcceptContentTypes = runtime.ContentTypeJSON
+	return cfg
+}
+
+// newPlugin wires the plugin to its informers; tests call it with fakes.
+func newPlugin(handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
+	podInformer := handle.SharedInformerFactory().Core().V1().Pods().Informer()
+	if err := podgroup.AddIndex(podInformer); err != nil {
+		return nil, fmt.Errorf("indexing pods by group: %w", err)
+	}
+	pl := &CoschedGang{
+		handle:    handle,
+		args:      args,
+		podGroups: pgLister,
+		pods:      podInformer.GetIndexer(),
+		groups:    newGroupTracker(),
+		clock:     clock.RealClock{},
+	}
+	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onPodDelete}); err != nil {
+		return nil, err
+	}
+	if pgInformer != nil {
+		if _, err := pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    pl.onPodGroupAdd,
+			UpdateFunc: pl.onPodGroupUpdate,
+			DeleteFunc: pl.onPodGroupDelete,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	registerMetrics()
+	return pl, nil
+}
+
+// Name returns the plugin's name.
+func (pl *CoschedGang) Name() string { return Name }
+
+// SignPod keeps the scheduler's opportunistic batching on: this plugin never
+// makes one node more or less feasible than another, so it adds nothing to a
+// pod's signature.
+func (pl *CoschedGang) SignPod(context.Context, *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	return nil, nil
+}
+
+func (pl *CoschedGang) defaultTimeout() time.Duration {
+	return time.Duration(*pl.args.PermitWaitingTimeSeconds) * time.Second
+}
+
+func (pl *CoschedGang) backoff() time.Duration {
+	return time.Duration(*pl.args.PodGroupBackoffSeconds) * time.Second
+}
+
+// podGroupOf returns pod's PodGroup, or nil with "" key for pods outside any
+// group, or nil with the key when the PodGroup does not exist.
+func (pl *CoschedGang) podGroupOf(pod *v1.Pod) (string, *schedv1alpha1.PodGroup) {
+	name := podgroup.NameOf(pod)
+	if name == "" {
+		return "", nil
+	}
+	pg, err := pl.podGroups.PodGroups(pod.Namespace).Get(name)
+	if err != nil {
+		return podgroup.Key(pod.Namespace, name), nil
+	}
+	return podgroup.Key(pod.Namespace, name), pg
+}
+
+// memberCounts summarises a group's pods as the scheduler sees them.
+type memberCounts struct {
+	// live are members not being deleted.
+	live int
+	// placed are members bound to a node or holding a reservation.
+	placed int
+	// pending are live members with no node and no reservation.
+	pending []*v1.Pod
+}
+
+// countMembers counts key's members; self is counted even if the pod cache
+// has not caught up with it yet.
+func (pl *CoschedGang) countMembers(key string, self *v1.Pod, wantPending bool) memberCounts {
+	reserved := pl.groups.reservedMembers(key)
+	var c memberCounts
+	selfSeen := self == nil
+	for _, pod := range podgroup.Members(pl.pods, key) {
+		if self != nil && pod.UID == self.UID {
+			selfSeen = true
+		}
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		c.live++
+		_, isReserved := reserved[pod.UID]
+		switch {
+		case pod.Spec.NodeName != "" || isReserved:
+			c.placed++
+		case wantPending:
+			c.pending = append(c.pending, pod)
+		}
+	}
+	if !selfSeen && self.DeletionTimestamp == nil {
+		c.live++
+		if wantPending && self.Spec.NodeName == "" {
+			c.pending = append(c.pending, self)
+		}
+	}
+	// Reservations whose pods the cache no longer lists were deleted; the
+	// framework unreserves them shortly. They do not count.
+	return c
+}
+
+// rejectWaiting turns away the given members that wait at Permit.
+func (pl *CoschedGang) rejectWaiting(uids []types.UID, msg string) int {
+	n := 0
+	for _, uid := range uids {
+		if wp := pl.handle.GetWaitingPod(uid); wp != nil {
+			if wp.Reject(Name, msg) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// rejectGroup fails the group's attempt: it rejects every waiting member
+// (except exclude), starts the backoff, and reports the rejection once.
+func (pl *CoschedGang) rejectGroup(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, exclude types.UID, reason, cause string, retryAfterBackoff bool) {
+	logger := klog.FromContext(ctx)
+	now := pl.clock.Now()
+	r := pl.groups.reject(key, exclude, cause, now, pl.backoff())
+	released := pl.rejectWaiting(r.waiting, fmt.Sprintf("PodGroup %s was rejected as a whole: %s", key, cause))
+	if !r.first {
+		return
+	}
+	groupRejections.WithLabelValues(reason).Inc()
+	if r.waited > 0 {
+		permitWaitDuration.WithLabelValues("rejected").Observe(r.waited.Seconds())
+	}
+	logger.V(2).Info("Rejected pod group", "podGroup", key, "reason", reason, "cause", cause, "releasedMembers", released)
+	if pg != nil {
+		note := cause
+		if released > 0 {
+			note = fmt.Sprintf("%s; released %d waiting member(s)", cause, released)
+		}
+		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangRejected", "Scheduling", truncate(note))
+	}
+	if retryAfterBackoff {
+		pl.activateAfterBackoff(ctx, key)
+	}
+}
+
+// activateAfterBackoff requeues the group's pending members once its backoff
+// ends. Members turned away during the backoff, or rejected at Permit, would
+// otherwise sit in the unschedulable pool until some later cluster event,
+// although the cluster may already have changed (the event that woke them
+// came during the backoff) or the failure (a timeout) may not repeat.
+func (pl *CoschedGang) activateAfterBackoff(ctx context.Context, key string) {
+	delay, ok := pl.groups.scheduleActivation(key, pl.clock.Now())
+	if !ok {
+		return
+	}
+	pl.clock.AfterFunc(delay, func() {
+		pl.groups.activationDone(key)
+		if ctx.Err() == nil {
+			pl.activatePending(klog.FromContext(ctx), key)
+		}
+	})
+}
+
+// truncate keeps event notes under the API's 1kB limit.
+func truncate(s string) string {
+	const limit = 1000
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit-3] + "..."
+}

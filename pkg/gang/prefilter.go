@@ -1,0 +1,103 @@
+package gang
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	"github.com/cosched/cosched/pkg/capacity"
+	"github.com/cosched/cosched/pkg/podgroup"
+)
+
+// PreFilter turns a member away before it reserves anything when its group
+// is backing off, has lost its quorum, or cannot fit as a whole.
+//
+// The fit check runs once per group attempt, for the first member only: the
+// members after it follow while the group holds reservations, and checking
+// again would cost a pass over the nodes per member.
+func (pl *CoschedGang) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	key, pg := pl.podGroupOf(pod)
+	if key == "" {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	if pg == nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key))
+	}
+	now := pl.clock.Now()
+	if reason, left, ok := pl.groups.backingOff(key, now); ok && pl.groups.reservedCount(key) == 0 {
+		pl.activateAfterBackoff(ctx, key)
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
+			fmt.Sprintf("PodGroup %s is backing off for %s after it was rejected: %s", key, left.Round(100_000_000), reason))
+	}
+	attemptStart := pl.groups.reservedCount(key) == 0
+	c := pl.countMembers(key, pod, attemptStart)
+	quorum := podgroup.MinMember(pg)
+	if c.live < quorum {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("waiting for quorum: %d/%d pods of PodGroup %s exist", c.live, quorum, key))
+	}
+	if !attemptStart {
+		return nil, nil
+	}
+	if msg := pl.groupDoesNotFit(pg, c, nodes); msg != "" {
+		pl.rejectGroup(ctx, key, pg, "", "no_fit", msg, false)
+		klog.FromContext(ctx).V(3).Info("Pod group does not fit", "podGroup", key, "why", msg)
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg))
+	}
+	return nil, nil
+}
+
+// PreFilterExtensions is nil: the plugin keeps no per-node state to update.
+func (pl *CoschedGang) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// groupDoesNotFit returns why the members the group still needs cannot all
+// get a place, or "" when they can. It checks minResources against the
+// cluster's free total (what scheduler-plugins users rely on), then packs the
+// pending members into the nodes' free room one node at a time.
+func (pl *CoschedGang) groupDoesNotFit(pg *schedv1alpha1.PodGroup, c memberCounts, nodes []fwk.NodeInfo) string {
+	quorum := podgroup.MinMember(pg)
+	need := quorum - c.placed
+	if need <= 0 && len(pg.Spec.MinResources) == 0 {
+		return ""
+	}
+	free := make([]capacity.Node, len(nodes))
+	for i, ni := range nodes {
+		free[i] = capacity.NodeOf(ni)
+	}
+	if len(pg.Spec.MinResources) > 0 {
+		want := capacity.FromList(pg.Spec.MinResources)
+		// Members already placed hold part of minResources themselves.
+		held := capacity.Vector{}
+		for _, pod := range podgroup.Members(pl.pods, podgroup.Key(pg.Namespace, pg.Name)) {
+			if pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil {
+				held = held.Add(capacity.RequestOf(pod))
+			}
+		}
+		have := capacity.TotalFree(free).Add(held)
+		if missing := want.Missing(have); missing != "" {
+			return fmt.Sprintf("minResources needs %s %s, the cluster has %s free", missing,
+				capacity.Format(missing, want.Get(missing)), capacity.Format(missing, have.Get(missing)))
+		}
+	}
+	if need <= 0 {
+		return ""
+	}
+	if len(c.pending) < need {
+		// Quorum counted members that are placed or being deleted; the rest
+		// arrive as they are created.
+		return ""
+	}
+	requests := make([]capacity.Vector, len(c.pending))
+	for i, pod := range c.pending {
+		requests[i] = capacity.RequestOf(pod)
+	}
+	res := capacity.Pack(free, requests)
+	if res.Placed >= need {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d members fit (%d placed, %d more fit of %d needed); %s",
+		c.placed+res.Placed, quorum, c.placed, res.Placed, need, res.Blocked)
+}

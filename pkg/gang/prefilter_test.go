@@ -1,0 +1,361 @@
+package gang
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	"github.com/cosched/cosched/pkg/apis/config"
+)
+
+func TestPreFilter(t *testing.T) {
+	cpu := func(name, q string) *v1.Pod {
+		return member(name, testPG).Req(map[v1.ResourceName]string{v1.ResourceCPU: q}).Obj()
+	}
+	bound := func(name, q, node string) *v1.Pod {
+		return member(name, testPG).Req(map[v1.ResourceName]string{v1.ResourceCPU: q}).Node(node).Obj()
+	}
+	tests := []struct {
+		name      string
+		podGroups []*schedv1alpha1.PodGroup
+		informer  []*v1.Pod
+		// reserved members hold reservations before the call.
+		reserved   []string
+		pod        *v1.Pod
+		nodes      []fwk.NodeInfo
+		wantCode   fwk.Code
+		wantMsg    []string
+		wantEvents []string
+	}{
+		{
+			name:     "pod outside any group is skipped",
+			pod:      plain("p").Obj(),
+			nodes:    nodesWithCPU("1"),
+			wantCode: fwk.Skip,
+		},
+		{
+			name:     "missing PodGroup",
+			informer: []*v1.Pod{cpu("m1", "1")},
+			pod:      cpu("m1", "1"),
+			nodes:    nodesWithCPU("4"),
+			wantCode: fwk.UnschedulableAndUnresolvable,
+			wantMsg:  []string{"PodGroup ns/pg does not exist"},
+		},
+		{
+			name:      "quorum lost since PreEnqueue",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1")},
+			pod:       cpu("m1", "1"),
+			nodes:     nodesWithCPU("4"),
+			wantCode:  fwk.UnschedulableAndUnresolvable,
+			wantMsg:   []string{"waiting for quorum: 2/3 pods of PodGroup ns/pg exist"},
+		},
+		{
+			name:      "group fits",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"), cpu("m3", "1")},
+			pod:       cpu("m1", "1"),
+			nodes:     nodesWithCPU("2", "1"),
+			wantCode:  fwk.Success,
+		},
+		{
+			name:      "quorum fits although not every member does",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
+			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"), cpu("m3", "1")},
+			pod:       cpu("m1", "1"),
+			nodes:     nodesWithCPU("1", "1"),
+			wantCode:  fwk.Success,
+		},
+		{
+			name:      "fragmented free room: 2 x 750m cannot hold 1-CPU members",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
+			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1")},
+			pod:       cpu("m1", "1"),
+			nodes:     nodesWithCPU("750m", "750m"),
+			wantCode:  fwk.UnschedulableAndUnresolvable,
+			wantMsg: []string{
+				"PodGroup ns/pg cannot fit as a whole",
+				"0/2 members fit (0 placed, 0 more fit of 2 needed)",
+				"member needs cpu 1, best node has 750m",
+			},
+			wantEvents: []string{"Warning GangRejected 0/2 members fit"},
+		},
+		{
+			name:       "the pod itself counts before the informer lists it",
+			podGroups:  []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
+			informer:   []*v1.Pod{cpu("m2", "1")},
+			pod:        cpu("m1", "2"),
+			nodes:      nodesWithCPU("1", "1"),
+			wantCode:   fwk.UnschedulableAndUnresolvable,
+			wantMsg:    []string{"1/2 members fit", "member needs cpu 2, best node has 1"},
+			wantEvents: []string{"Warning GangRejected 1/2 members fit"},
+		},
+		{
+			name:      "bound members count as placed",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:  []*v1.Pod{cpu("m1", "1"), bound("m2", "1", "node9"), bound("m3", "1", "node9")},
+			pod:       cpu("m1", "1"),
+			nodes:     nodesWithCPU("1"),
+			wantCode:  fwk.Success,
+		},
+		{
+			name:       "bound members count, the rest still must fit",
+			podGroups:  []*schedv1alpha1.PodGroup{makePG(testPG, 4)},
+			informer:   []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"), bound("m3", "1", "node9"), bound("m4", "1", "node9")},
+			pod:        cpu("m1", "1"),
+			nodes:      nodesWithCPU("1500m"),
+			wantCode:   fwk.UnschedulableAndUnresolvable,
+			wantMsg:    []string{"3/4 members fit (2 placed, 1 more fit of 2 needed)"},
+			wantEvents: []string{"Warning GangRejected 3/4 members fit"},
+		},
+		{
+			name: "minResources above the cluster's free total",
+			podGroups: []*schedv1alpha1.PodGroup{
+				makePG(testPG, 2, withMinResources(map[v1.ResourceName]string{v1.ResourceCPU: "10"})),
+			},
+			informer:   []*v1.Pod{cpu("m1", "1"), cpu("m2", "1")},
+			pod:        cpu("m1", "1"),
+			nodes:      nodesWithCPU("2", "2"),
+			wantCode:   fwk.UnschedulableAndUnresolvable,
+			wantMsg:    []string{"minResources needs cpu 10, the cluster has 4 free"},
+			wantEvents: []string{"Warning GangRejected minResources needs cpu 10, the cluster has 4 free"},
+		},
+		{
+			name: "minResources within the cluster's free total",
+			podGroups: []*schedv1alpha1.PodGroup{
+				makePG(testPG, 2, withMinResources(map[v1.ResourceName]string{v1.ResourceCPU: "4"})),
+			},
+			informer: []*v1.Pod{cpu("m1", "1"), cpu("m2", "1")},
+			pod:      cpu("m1", "1"),
+			nodes:    nodesWithCPU("2", "2"),
+			wantCode: fwk.Success,
+		},
+		{
+			name: "minResources counts what bound members already hold",
+			podGroups: []*schedv1alpha1.PodGroup{
+				makePG(testPG, 2, withMinResources(map[v1.ResourceName]string{v1.ResourceCPU: "5"})),
+			},
+			informer: []*v1.Pod{cpu("m1", "1"), bound("m2", "2", "node9")},
+			pod:      cpu("m1", "1"),
+			nodes:    nodesWithCPU("2", "1"),
+			wantCode: fwk.Success,
+		},
+		{
+			name: "minResources with the quorum already bound",
+			podGroups: []*schedv1alpha1.PodGroup{
+				makePG(testPG, 1, withMinResources(map[v1.ResourceName]string{v1.ResourceMemory: "64Gi"})),
+			},
+			informer:   []*v1.Pod{cpu("m1", "1"), bound("m2", "1", "node9")},
+			pod:        cpu("m1", "1"),
+			nodes:      nodesWithCPU("2"),
+			wantCode:   fwk.UnschedulableAndUnresolvable,
+			wantMsg:    []string{"minResources needs memory 64Gi, the cluster has 8Gi free"},
+			wantEvents: []string{"Warning GangRejected minResources needs memory 64Gi"},
+		},
+		{
+			name:      "no check while the group holds reservations",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"), cpu("m3", "1")},
+			reserved:  []string{"m1"},
+			pod:       cpu("m2", "1"),
+			nodes:     nodesWithCPU("100m"),
+			wantCode:  fwk.Success,
+		},
+		{
+			name:      "quorum still checked while the group holds reservations",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1")},
+			reserved:  []string{"m1"},
+			pod:       cpu("m2", "1"),
+			nodes:     nodesWithCPU("4"),
+			wantCode:  fwk.UnschedulableAndUnresolvable,
+			wantMsg:   []string{"waiting for quorum: 2/3 pods"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.addPodGroups(tt.podGroups...)
+			e.addPods(tt.informer...)
+			for _, name := range tt.reserved {
+				e.pl.groups.reserve(testKey, typesUID(name), "node9")
+			}
+			res, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), tt.pod, tt.nodes)
+			if res != nil {
+				t.Errorf("PreFilterResult: got %v, want nil (all nodes)", res)
+			}
+			assertStatus(t, s, tt.wantCode, tt.wantMsg...)
+			evs := e.gangRejections()
+			if len(evs) != len(tt.wantEvents) {
+				t.Fatalf("events: got %q, want %d matching %q", evs, len(tt.wantEvents), tt.wantEvents)
+			}
+			for i, want := range tt.wantEvents {
+				if !strings.HasPrefix(evs[i], want) {
+					t.Errorf("event %d: got %q, want prefix %q", i, evs[i], want)
+				}
+			}
+		})
+	}
+}
+
+// TestPreFilterBackoff follows a group that did not fit: it backs off,
+// turns members away cheaply meanwhile, and checks again afterwards.
+func TestPreFilterBackoff(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 2))
+	pods := members(2, "1")
+	e.addPods(pods...)
+	tooSmall, bigEnough := nodesWithCPU("750m", "750m"), nodesWithCPU("1", "1")
+	state := framework.NewCycleState()
+
+	_, s := e.pl.PreFilter(e.ctx, state, pods[0], tooSmall)
+	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "cannot fit as a whole")
+	if evs := e.gangRejections(); len(evs) != 1 {
+		t.Fatalf("after the rejection: got events %q, want one GangRejected", evs)
+	}
+	if got := e.pl.groups.rejectedAt(testKey); !got.Equal(baseTime) {
+		t.Errorf("rejectedAt: got %v, want %v", got, baseTime)
+	}
+
+	steps := []struct {
+		name     string
+		advance  time.Duration
+		pod      *v1.Pod
+		nodes    []fwk.NodeInfo
+		wantCode fwk.Code
+		wantMsg  []string
+		// wantEvents is how many GangRejected events the call records.
+		wantEvents int
+	}{
+		{
+			name:     "sibling right after is turned away without a check",
+			pod:      pods[1],
+			nodes:    bigEnough,
+			wantCode: fwk.UnschedulableAndUnresolvable,
+			wantMsg:  []string{"PodGroup ns/pg is backing off for 5s after it was rejected: 0/2 members fit"},
+		},
+		{
+			name:     "still backing off, with the time left",
+			advance:  3 * time.Second,
+			pod:      pods[0],
+			nodes:    bigEnough,
+			wantCode: fwk.UnschedulableAndUnresolvable,
+			wantMsg:  []string{"backing off for 2s"},
+		},
+		{
+			name:       "backoff over: the check runs again and fails again",
+			advance:    2 * time.Second,
+			pod:        pods[0],
+			nodes:      tooSmall,
+			wantCode:   fwk.UnschedulableAndUnresolvable,
+			wantMsg:    []string{"cannot fit as a whole"},
+			wantEvents: 1,
+		},
+		{
+			name:     "backing off again after the second rejection",
+			advance:  4900 * time.Millisecond,
+			pod:      pods[1],
+			nodes:    bigEnough,
+			wantCode: fwk.UnschedulableAndUnresolvable,
+			wantMsg:  []string{"backing off for 100ms"},
+		},
+		{
+			name:     "second backoff over: the group fits now",
+			advance:  100 * time.Millisecond,
+			pod:      pods[0],
+			nodes:    bigEnough,
+			wantCode: fwk.Success,
+		},
+	}
+	for _, step := range steps {
+		e.clock.Step(step.advance)
+		_, s := e.pl.PreFilter(e.ctx, state, step.pod, step.nodes)
+		if s.Code() != step.wantCode {
+			t.Fatalf("%s: got %v %q, want %v", step.name, s.Code(), s.Message(), step.wantCode)
+		}
+		for _, frag := range step.wantMsg {
+			if !strings.Contains(s.Message(), frag) {
+				t.Errorf("%s: message %q does not contain %q", step.name, s.Message(), frag)
+			}
+		}
+		if evs := e.gangRejections(); len(evs) != step.wantEvents {
+			t.Errorf("%s: got events %q, want %d GangRejected", step.name, evs, step.wantEvents)
+		}
+	}
+	if got := e.pl.groups.rejectedAt(testKey); !got.Equal(baseTime.Add(5 * time.Second)) {
+		t.Errorf("rejectedAt after the second rejection: got %v, want %v", got, baseTime.Add(5*time.Second))
+	}
+}
+
+// TestPreFilterBackoffDisabled: with podGroupBackoffSeconds 0 a rejected
+// group is checked again on its next member.
+func TestPreFilterBackoffDisabled(t *testing.T) {
+	e := newTestEnv(t, func(a *config.CoschedGangArgs) { a.PodGroupBackoffSeconds = new(int64) })
+	e.addPodGroups(makePG(testPG, 2))
+	pods := members(2, "1")
+	e.addPods(pods...)
+	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[0], nodesWithCPU("750m", "750m"))
+	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "cannot fit as a whole")
+	_, s = e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[1], nodesWithCPU("1", "1"))
+	assertStatus(t, s, fwk.Success)
+}
+
+// TestPreFilterBackoffIgnoredWhileReserved: members that follow a member
+// holding a reservation are not turned away by an old backoff.
+func TestPreFilterBackoffIgnoredWhileReserved(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 2))
+	pods := members(2, "1")
+	e.addPods(pods...)
+	e.pl.groups.reject(testKey, "", "earlier failure", baseTime, time.Minute)
+	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[1], nodesWithCPU("1", "1"))
+	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "backing off for 1m0s after it was rejected: earlier failure")
+	e.pl.groups.reserve(testKey, pods[0].UID, "node1")
+	_, s = e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[1], nodesWithCPU("1", "1"))
+	assertStatus(t, s, fwk.Success)
+}
+
+// TestPreFilterRejectionThenPostFilter runs what the scheduler runs when
+// PreFilter rejects a member: the scheduler treats the rejection as "no node
+// fits" and runs PostFilter for the same pod. The group's attempt failed
+// once, so it should be reported once, and members turned away during the
+// backoff should neither report again nor extend the backoff.
+func TestPreFilterRejectionThenPostFilter(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 3))
+	pods := members(3, "1")
+	e.addPods(pods...)
+	tooSmall := nodesWithCPU("750m", "750m", "750m")
+
+	// The first member: PreFilter finds the group cannot fit, then the
+	// scheduler runs PostFilter.
+	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[0], tooSmall)
+	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "cannot fit as a whole")
+	_, _ = e.pl.PostFilter(e.ctx, framework.NewCycleState(), pods[0], framework.NewDefaultNodeToStatus())
+	// Its siblings come next in the queue and are turned away by the backoff.
+	e.clock.Step(time.Second)
+	for _, pod := range pods[1:] {
+		_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pod, tooSmall)
+		assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "backing off")
+		_, _ = e.pl.PostFilter(e.ctx, framework.NewCycleState(), pod, framework.NewDefaultNodeToStatus())
+	}
+
+	if evs := e.gangRejections(); len(evs) != 1 {
+		t.Errorf("BUG: one failed attempt recorded %d GangRejected events, want 1:\n%s", len(evs), strings.Join(evs, "\n"))
+	}
+	reason, left, ok := e.pl.groups.backingOff(testKey, e.clock.Now())
+	if !ok {
+		t.Fatal("group not backing off")
+	}
+	if left != 4*time.Second {
+		t.Errorf("BUG: backoff left 1s after the rejection: got %v, want 4s (members turned away must not extend it)", left)
+	}
+	if !strings.Contains(reason, "members fit") {
+		t.Errorf("BUG: backoff reason %q lost the fit shortfall PreFilter found", reason)
+	}
+}
