@@ -106,14 +106,10 @@ func (pl *CoschedGang) hasQuorum(pod *v1.Pod, key string) bool {
 	return pl.countMembers(key, nil, false).live >= podgroup.MinMember(pg)
 }
 
-func (pl *CoschedGang) isSchedulableAfterRoomFreed(_ klog.Logger, pod *v1.Pod, oldObj, _ any) (fwk.QueueingHint, error) {
+// isSchedulableAfterRoomFreed requeues members rejected for room: a bound
+// pod that went away or shrank can make a group fit.
+func (pl *CoschedGang) isSchedulableAfterRoomFreed(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.QueueingHint, error) {
 	if podgroup.KeyOf(pod) == "" {
-		return fwk.QueueSkip, nil
-	}
-	// A deleted member of the same group frees room but also shrinks the
-	// group, so it cannot help the group's own quorum; any other pod's room
-	// can help a group that did not fit.
-	if gone, ok := oldObj.(*v1.Pod); ok && podgroup.KeyOf(gone) == podgroup.KeyOf(pod) && gone.Spec.NodeName == "" {
 		return fwk.QueueSkip, nil
 	}
 	return fwk.Queue, nil

@@ -278,10 +278,18 @@ func TestIsSchedulableAfterRoomFreed(t *testing.T) {
 			want: fwk.Queue,
 		},
 		{
-			name: "an unplaced member of the same group frees nothing",
+			// It frees no room, but whatever made the group's member go
+			// may let the group retry: the hint always queues members.
+			name: "an unplaced member of the same group",
 			pod:  member("m1", testPG).Obj(),
 			old:  member("m2", testPG).Obj(),
-			want: fwk.QueueSkip,
+			want: fwk.Queue,
+		},
+		{
+			name: "a member of a missing PodGroup",
+			pod:  member("g1", "gone").Obj(),
+			old:  plain("q").Node("node1").Obj(),
+			want: fwk.Queue,
 		},
 		{
 			name: "unknown old object",

@@ -54,6 +54,9 @@ func init() {
 
 // CoschedGang is the gang scheduling plugin.
 type CoschedGang struct {
+	// ctx lives as long as the scheduler; timers and informer handlers use
+	// it, never a scheduling cycle's context, which ends with the cycle.
+	ctx       context.Context
 	handle    fwk.Handle
 	args      *config.CoschedGangArgs
 	podGroups schedlisters.PodGroupLister
@@ -72,7 +75,6 @@ var (
 	_ fwk.PostFilterPlugin  = &CoschedGang{}
 	_ fwk.ReservePlugin     = &CoschedGang{}
 	_ fwk.PermitPlugin      = &CoschedGang{}
-	_ fwk.PostBindPlugin    = &CoschedGang{}
 	_ fwk.EnqueueExtensions = &CoschedGang{}
 	_ fwk.SignPlugin        = &CoschedGang{}
 )
@@ -90,7 +92,7 @@ func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin
 	}
 	factory := schedinformers.NewSharedInformerFactory(client, 0)
 	pgInformer := factory.Scheduling().V1alpha1().PodGroups()
-	pl, err := newPlugin(handle, args, pgInformer.Lister(), pgInformer.Informer())
+	pl, err := newPlugin(ctx, handle, args, pgInformer.Lister(), pgInformer.Informer())
 	if err != nil {
 		return nil, err
 	}
@@ -118,12 +120,13 @@ func podGroupClientConfig(cfg *rest.Config) *rest.Config {
 }
 
 // newPlugin wires the plugin to its informers; tests call it with fakes.
-func newPlugin(handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
+func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
 	podInformer := handle.SharedInformerFactory().Core().V1().Pods().Informer()
 	if err := podgroup.AddIndex(podInformer); err != nil {
 		return nil, fmt.Errorf("indexing pods by group: %w", err)
 	}
 	pl := &CoschedGang{
+		ctx:       ctx,
 		handle:    handle,
 		args:      args,
 		podGroups: pgLister,
@@ -131,7 +134,11 @@ func newPlugin(handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedli
 		groups:    newGroupTracker(),
 		clock:     clock.RealClock{},
 	}
-	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onPodDelete}); err != nil {
+	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    pl.onPodAdd,
+		UpdateFunc: pl.onPodUpdate,
+		DeleteFunc: pl.onPodDelete,
+	}); err != nil {
 		return nil, err
 	}
 	if pgInformer != nil {
@@ -185,6 +192,8 @@ type memberCounts struct {
 	live int
 	// placed are members bound to a node or holding a reservation.
 	placed int
+	// bound are members the pod cache shows on a node.
+	bound int
 	// pending are live members with no node and no reservation.
 	pending []*v1.Pod
 }
@@ -204,6 +213,9 @@ func (pl *CoschedGang) countMembers(key string, self *v1.Pod, wantPending bool) 
 		}
 		c.live++
 		_, isReserved := reserved[pod.UID]
+		if pod.Spec.NodeName != "" {
+			c.bound++
+		}
 		switch {
 		case pod.Spec.NodeName != "" || isReserved:
 			c.placed++
@@ -235,30 +247,29 @@ func (pl *CoschedGang) rejectWaiting(uids []types.UID, msg string) int {
 	return n
 }
 
-// rejectGroup fails the group's attempt: it rejects every waiting member
-// (except exclude), starts the backoff, and reports the rejection once.
-func (pl *CoschedGang) rejectGroup(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, exclude types.UID, reason, cause string, retryAfterBackoff bool) {
-	logger := klog.FromContext(ctx)
-	now := pl.clock.Now()
-	r := pl.groups.reject(key, exclude, cause, now, pl.backoff())
-	released := pl.rejectWaiting(r.waiting, fmt.Sprintf("PodGroup %s was rejected as a whole: %s", key, cause))
-	if !r.first {
+// rejectGroup fails the group's attempt: every member holding a reservation
+// is rejected and releases it, the group backs off, and the first report of
+// a failure becomes a metric, a log line and an event on the PodGroup.
+func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, reason, cause string, retryAfterBackoff bool) {
+	r := pl.groups.reject(key, cause, pl.clock.Now(), pl.backoff())
+	released := pl.rejectWaiting(r.released, fmt.Sprintf("PodGroup %s was rejected as a whole: %s", key, cause))
+	if retryAfterBackoff {
+		pl.activateAfterBackoff(key)
+	}
+	if !r.report {
 		return
 	}
 	groupRejections.WithLabelValues(reason).Inc()
 	if r.waited > 0 {
 		permitWaitDuration.WithLabelValues("rejected").Observe(r.waited.Seconds())
 	}
-	logger.V(2).Info("Rejected pod group", "podGroup", key, "reason", reason, "cause", cause, "releasedMembers", released)
+	klog.FromContext(pl.ctx).V(2).Info("Rejected pod group", "podGroup", key, "reason", reason, "cause", cause, "releasedMembers", released)
 	if pg != nil {
 		note := cause
 		if released > 0 {
 			note = fmt.Sprintf("%s; released %d waiting member(s)", cause, released)
 		}
 		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangRejected", "Scheduling", truncate(note))
-	}
-	if retryAfterBackoff {
-		pl.activateAfterBackoff(ctx, key)
 	}
 }
 
@@ -267,15 +278,15 @@ func (pl *CoschedGang) rejectGroup(ctx context.Context, key string, pg *schedv1a
 // otherwise sit in the unschedulable pool until some later cluster event,
 // although the cluster may already have changed (the event that woke them
 // came during the backoff) or the failure (a timeout) may not repeat.
-func (pl *CoschedGang) activateAfterBackoff(ctx context.Context, key string) {
+func (pl *CoschedGang) activateAfterBackoff(key string) {
 	delay, ok := pl.groups.scheduleActivation(key, pl.clock.Now())
 	if !ok {
 		return
 	}
 	pl.clock.AfterFunc(delay, func() {
 		pl.groups.activationDone(key)
-		if ctx.Err() == nil {
-			pl.activatePending(klog.FromContext(ctx), key)
+		if pl.ctx.Err() == nil {
+			pl.activatePending(klog.FromContext(pl.ctx), key)
 		}
 	})
 }

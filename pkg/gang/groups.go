@@ -12,9 +12,15 @@ import (
 // the informers when needed, so a restarted scheduler loses nothing that
 // matters: members it had reserved but not bound are gone from its cache too.
 type groupState struct {
-	// reserved maps members that hold a reservation (Reserve ran, not yet
-	// bound) to their node.
+	// reserved maps the members of the current attempt that hold a
+	// reservation to their node. A member stays here until the pod cache
+	// shows it bound, so quorum never misses a member between its bind and
+	// the cache catching up.
 	reserved map[types.UID]string
+	// releasing holds members of a rejected attempt whose reservation is
+	// being released. They count for nothing: a member rejected a moment ago
+	// must never help a later member to a quorum.
+	releasing map[types.UID]bool
 	// waitingSince is when the current attempt's first member began to wait
 	// at Permit; zero when nobody waits.
 	waitingSince time.Time
@@ -23,15 +29,12 @@ type groupState struct {
 	rejectedAt time.Time
 	// backoffUntil keeps a rejected group from retrying in a storm.
 	backoffUntil time.Time
-	// attemptFailed marks an attempt that has been rejected while members
-	// still hold reservations, so the rejection is counted and announced once.
-	attemptFailed bool
+	// lastReason says why the group was last rejected, for the message
+	// members get while the group backs off.
+	lastReason string
 	// activationPending is set while a timer will requeue the group's
 	// members at the end of its backoff.
 	activationPending bool
-	// lastReason says why the group was last rejected, for events and for
-	// the message members get while the group backs off.
-	lastReason string
 }
 
 // groupTracker is the plugin's per-group memory, safe for concurrent use.
@@ -46,19 +49,20 @@ func newGroupTracker() *groupTracker {
 	return &groupTracker{groups: map[string]*groupState{}}
 }
 
-func (t *groupTracker) getLocked(key string) *groupState {
+func (t *groupTracker) getOrCreateLocked(key string) *groupState {
 	g, ok := t.groups[key]
 	if !ok {
-		g = &groupState{reserved: map[types.UID]string{}}
+		g = &groupState{reserved: map[types.UID]string{}, releasing: map[types.UID]bool{}}
 		t.groups[key] = g
 	}
 	return g
 }
 
-// dropIfIdleLocked forgets a group that holds nothing and has no backoff to
-// remember, so the map only holds groups in flight.
-func (t *groupTracker) dropIfIdleLocked(key string, now time.Time) {
-	if g, ok := t.groups[key]; ok && len(g.reserved) == 0 && !now.Before(g.backoffUntil) && g.rejectedAt.IsZero() {
+// dropIfIdleLocked forgets a group that holds nothing and has nothing to
+// remember, so the map only holds groups in flight or recently rejected.
+func (t *groupTracker) dropIfIdleLocked(key string) {
+	if g, ok := t.groups[key]; ok && len(g.reserved) == 0 && len(g.releasing) == 0 &&
+		g.rejectedAt.IsZero() && !g.activationPending {
 		delete(t.groups, key)
 	}
 }
@@ -67,11 +71,12 @@ func (t *groupTracker) dropIfIdleLocked(key string, now time.Time) {
 func (t *groupTracker) reserve(key string, uid types.UID, node string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	g := t.getLocked(key)
+	g := t.getOrCreateLocked(key)
+	delete(g.releasing, uid)
 	g.reserved[uid] = node
 }
 
-// reservedMembers returns a copy of the members holding reservations.
+// reservedMembers returns a copy of the current attempt's reservations.
 func (t *groupTracker) reservedMembers(key string) map[types.UID]string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -86,7 +91,8 @@ func (t *groupTracker) reservedMembers(key string) map[types.UID]string {
 	return out
 }
 
-// reservedCount returns how many members hold reservations.
+// reservedCount returns how many members of the current attempt hold
+// reservations.
 func (t *groupTracker) reservedCount(key string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -101,7 +107,7 @@ func (t *groupTracker) reservedCount(key string) int {
 func (t *groupTracker) startWaiting(key string, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	g := t.getLocked(key)
+	g := t.getOrCreateLocked(key)
 	if g.waitingSince.IsZero() {
 		g.waitingSince = now
 		return true
@@ -119,7 +125,8 @@ func (t *groupTracker) waitingSince(key string) time.Time {
 	return time.Time{}
 }
 
-// admitted ends a successful attempt and returns how long it waited.
+// admitted ends a successful attempt: the wait, the failure history and any
+// backoff are over. It returns how long the attempt waited.
 func (t *groupTracker) admitted(key string, now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -132,61 +139,14 @@ func (t *groupTracker) admitted(key string, now time.Time) time.Duration {
 		waited = now.Sub(g.waitingSince)
 	}
 	g.waitingSince = time.Time{}
-	g.rejectedAt, g.lastReason, g.attemptFailed = time.Time{}, "", false
+	g.rejectedAt, g.backoffUntil, g.lastReason = time.Time{}, time.Time{}, ""
+	t.dropIfIdleLocked(key)
 	return waited
 }
 
-// bound forgets a member's reservation once it is bound.
-func (t *groupTracker) bound(key string, uid types.UID, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if g, ok := t.groups[key]; ok {
-		delete(g.reserved, uid)
-		if len(g.reserved) == 0 {
-			g.waitingSince = time.Time{}
-		}
-		t.dropIfIdleLocked(key, now)
-	}
-}
-
-// rejection is what reject returns: the members to turn away and whether this
-// call is the one that failed the attempt (and so should report it).
-type rejection struct {
-	waiting []types.UID
-	first   bool
-	waited  time.Duration
-}
-
-// reject fails the group's current attempt: it sets the backoff, remembers
-// the reason and returns the members still holding reservations (except
-// exclude, whose own cycle is already failing).
-func (t *groupTracker) reject(key string, exclude types.UID, reason string, now time.Time, backoff time.Duration) rejection {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	g := t.getLocked(key)
-	r := rejection{first: !g.attemptFailed}
-	if r.first {
-		g.rejectedAt = now
-		g.backoffUntil = now.Add(backoff)
-		g.lastReason = reason
-		if !g.waitingSince.IsZero() {
-			r.waited = now.Sub(g.waitingSince)
-		}
-	}
-	for uid := range g.reserved {
-		if uid != exclude {
-			r.waiting = append(r.waiting, uid)
-		}
-	}
-	// An attempt is in progress while members hold reservations; a rejection
-	// with none held (a PreFilter rejection) ends at once.
-	g.attemptFailed = len(g.reserved) > 0
-	return r
-}
-
-// unreserve drops a member's reservation; when the last one goes, the failed
-// attempt is over and the next rejection will be reported afresh.
-func (t *groupTracker) unreserve(key string, uid types.UID, now time.Time) {
+// settled forgets a member's reservation once the pod cache shows it bound
+// or gone.
+func (t *groupTracker) settled(key string, uid types.UID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.groups[key]
@@ -194,9 +154,72 @@ func (t *groupTracker) unreserve(key string, uid types.UID, now time.Time) {
 		return
 	}
 	delete(g.reserved, uid)
+	delete(g.releasing, uid)
 	if len(g.reserved) == 0 {
 		g.waitingSince = time.Time{}
-		g.attemptFailed = false
+	}
+	t.dropIfIdleLocked(key)
+}
+
+// rejection is what reject returns: the members to turn away and whether this
+// call failed a new attempt (and so should report it).
+type rejection struct {
+	released []types.UID
+	report   bool
+	waited   time.Duration
+}
+
+// reject fails the group's current attempt: every reservation moves to
+// releasing (the caller rejects those members at Permit), the backoff starts
+// and the reason is kept. A rejection is reported when it ends an attempt
+// that held reservations, or when the group was not already backing off; the
+// echoes of one failure (siblings' Unreserve, members turned away during the
+// backoff) are not.
+func (t *groupTracker) reject(key string, reason string, now time.Time, backoff time.Duration) rejection {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.getOrCreateLocked(key)
+	r := rejection{report: len(g.reserved) > 0 || !now.Before(g.backoffUntil)}
+	for uid := range g.reserved {
+		r.released = append(r.released, uid)
+		g.releasing[uid] = true
+	}
+	clear(g.reserved)
+	if !r.report {
+		return r
+	}
+	if !g.waitingSince.IsZero() {
+		r.waited = now.Sub(g.waitingSince)
+	}
+	g.waitingSince = time.Time{}
+	g.rejectedAt = now
+	g.backoffUntil = now.Add(backoff)
+	g.lastReason = reason
+	return r
+}
+
+// unreserve is called when a member's reservation is released. It says
+// whether the member belonged to the current attempt (its failure fails the
+// group) rather than to an attempt already rejected.
+func (t *groupTracker) unreserve(key string, uid types.UID) (current bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[key]
+	if !ok {
+		return false
+	}
+	_, current = g.reserved[uid]
+	delete(g.releasing, uid)
+	return current
+}
+
+// forgetReleased drops a released member and the group if it is idle.
+func (t *groupTracker) forgetReleased(key string, uid types.UID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[key]; ok {
+		delete(g.releasing, uid)
+		t.dropIfIdleLocked(key)
 	}
 }
 
@@ -214,7 +237,7 @@ func (t *groupTracker) backingOff(key string, now time.Time) (string, time.Durat
 
 // scheduleActivation claims the one requeue timer of the group's current
 // backoff; it returns the delay until the backoff ends and false when a
-// timer is already set or there is no backoff.
+// timer is already set or the group is unknown.
 func (t *groupTracker) scheduleActivation(key string, now time.Time) (time.Duration, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

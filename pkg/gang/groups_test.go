@@ -1,7 +1,9 @@
 package gang
 
 import (
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,46 +13,57 @@ import (
 
 // trackerStep is one call on a groupTracker, at baseTime+at.
 type trackerStep struct {
-	op      string // reserve, unreserve, bound, reject, admitted, wait, forget
+	// op is reserve, unreserve, forgetReleased, settled, wait, admitted,
+	// reject, forget, schedule or activationDone.
+	op      string
 	uid     types.UID
-	exclude types.UID
 	at      time.Duration
 	backoff time.Duration
+	// reason is the reject's reason; "reason" when empty.
+	reason string
 
+	// For unreserve: whether uid belonged to the current attempt.
+	wantCurrent bool
 	// For reject: the expected rejection.
-	wantFirst   bool
-	wantWaiting []types.UID
+	wantReport   bool
+	wantReleased []types.UID
 	// For reject and admitted: how long the attempt had waited.
 	wantWaited time.Duration
 	// For wait: whether it is the attempt's first waiter.
 	wantFirstWaiter bool
 	// For forget: the reservations returned.
 	wantForgotten []types.UID
+	// For schedule: whether the timer is claimed, and its delay.
+	wantScheduled bool
+	wantDelay     time.Duration
 }
 
 // trackerWant is the tracker's state after the steps, seen at baseTime+at.
 type trackerWant struct {
 	at           time.Duration
 	size         int
-	reserved     int
-	rejectedAt   time.Duration // -1: zero
+	reserved     []types.UID
+	releasing    []types.UID
+	rejectedAt   time.Duration // never: zero
 	backingOff   bool
 	backoffLeft  time.Duration
 	reason       string
-	waitingSince time.Duration // -1: zero
+	waitingSince time.Duration // never: zero
+	activation   bool
 }
 
+const never = -1
+
 func TestGroupTracker(t *testing.T) {
-	const never = -1
 	tests := []struct {
 		name  string
 		steps []trackerStep
 		want  trackerWant
 	}{
 		{
-			name:  "reservations are counted",
+			name:  "reservations are counted once per member",
 			steps: []trackerStep{{op: "reserve", uid: "a"}, {op: "reserve", uid: "b"}, {op: "reserve", uid: "a"}},
-			want:  trackerWant{size: 1, reserved: 2, rejectedAt: never, waitingSince: never},
+			want:  trackerWant{size: 1, reserved: []types.UID{"a", "b"}, rejectedAt: never, waitingSince: never},
 		},
 		{
 			name: "first waiter only once per attempt",
@@ -58,121 +71,215 @@ func TestGroupTracker(t *testing.T) {
 				{op: "reserve", uid: "a"}, {op: "wait", at: time.Second, wantFirstWaiter: true},
 				{op: "reserve", uid: "b"}, {op: "wait", at: 2 * time.Second},
 			},
-			want: trackerWant{size: 1, reserved: 2, rejectedAt: never, waitingSince: time.Second},
+			want: trackerWant{size: 1, reserved: []types.UID{"a", "b"}, rejectedAt: never, waitingSince: time.Second},
 		},
 		{
-			name: "rejection without reservations is reported every time",
+			name: "a rejection without reservations is reported unless the group backs off already",
 			steps: []trackerStep{
-				{op: "reject", backoff: 5 * time.Second, wantFirst: true},
-				{op: "reject", at: time.Second, backoff: 5 * time.Second, wantFirst: true},
+				{op: "reject", reason: "first", backoff: 5 * time.Second, wantReport: true},
+				// An echo of the same failure: a sibling turned away
+				// during the backoff. It neither reports, nor extends the
+				// backoff, nor replaces the reason.
+				{op: "reject", reason: "echo", at: time.Second, backoff: 5 * time.Second},
 			},
-			want: trackerWant{at: time.Second, size: 1, rejectedAt: time.Second, backingOff: true, backoffLeft: 5 * time.Second, reason: "reason", waitingSince: never},
+			want: trackerWant{at: time.Second, size: 1, rejectedAt: 0, backingOff: true, backoffLeft: 4 * time.Second, reason: "first", waitingSince: never},
 		},
 		{
-			name: "rejection with reservations is reported once per attempt",
+			name: "once the backoff is over a rejection is reported again",
+			steps: []trackerStep{
+				{op: "reject", reason: "first", backoff: 5 * time.Second, wantReport: true},
+				{op: "reject", reason: "second", at: 5 * time.Second, backoff: 5 * time.Second, wantReport: true},
+			},
+			want: trackerWant{at: 6 * time.Second, size: 1, rejectedAt: 5 * time.Second, backingOff: true, backoffLeft: 4 * time.Second, reason: "second", waitingSince: never},
+		},
+		{
+			name: "a rejection that ends an attempt with reservations is reported even during a backoff",
+			steps: []trackerStep{
+				{op: "reject", reason: "first", backoff: 10 * time.Second, wantReport: true},
+				{op: "reserve", uid: "a", at: time.Second}, {op: "wait", at: time.Second, wantFirstWaiter: true},
+				{op: "reject", reason: "second", at: 3 * time.Second, backoff: 10 * time.Second,
+					wantReport: true, wantReleased: []types.UID{"a"}, wantWaited: 2 * time.Second},
+			},
+			want: trackerWant{at: 3 * time.Second, size: 1, releasing: []types.UID{"a"}, rejectedAt: 3 * time.Second, backingOff: true, backoffLeft: 10 * time.Second, reason: "second", waitingSince: never},
+		},
+		{
+			name: "reject releases every reservation; its echoes release nothing",
 			steps: []trackerStep{
 				{op: "reserve", uid: "a"}, {op: "wait", wantFirstWaiter: true}, {op: "reserve", uid: "b"}, {op: "reserve", uid: "c"},
-				{op: "reject", exclude: "a", at: 3 * time.Second, backoff: 5 * time.Second, wantFirst: true, wantWaiting: []types.UID{"b", "c"}, wantWaited: 3 * time.Second},
-				{op: "reject", exclude: "b", at: 4 * time.Second, backoff: 5 * time.Second, wantWaiting: []types.UID{"a", "c"}},
-				{op: "unreserve", uid: "a", at: 4 * time.Second},
-				{op: "reject", exclude: "c", at: 4 * time.Second, backoff: 5 * time.Second, wantWaiting: []types.UID{"b"}},
-				{op: "unreserve", uid: "b", at: 4 * time.Second},
+				{op: "reject", reason: "first", at: 3 * time.Second, backoff: 5 * time.Second,
+					wantReport: true, wantReleased: []types.UID{"a", "b", "c"}, wantWaited: 3 * time.Second},
+				{op: "reject", reason: "echo", at: 4 * time.Second, backoff: 5 * time.Second},
 			},
-			// The first rejection's time and backoff stand.
-			want: trackerWant{at: 4 * time.Second, size: 1, reserved: 1, rejectedAt: 3 * time.Second, backingOff: true, backoffLeft: 4 * time.Second, reason: "reason", waitingSince: 0},
+			// The first rejection's time, backoff and reason stand.
+			want: trackerWant{at: 4 * time.Second, size: 1, releasing: []types.UID{"a", "b", "c"}, rejectedAt: 3 * time.Second, backingOff: true, backoffLeft: 4 * time.Second, reason: "first", waitingSince: never},
 		},
 		{
-			name: "the last unreserve ends the failed attempt: the next rejection is reported",
+			// The sequence Unreserve runs: unreserve, reject if current,
+			// forgetReleased.
+			name: "unreserve tells the current attempt's members from released ones",
 			steps: []trackerStep{
-				{op: "reserve", uid: "a"}, {op: "wait", wantFirstWaiter: true},
-				{op: "reject", exclude: "a", backoff: 5 * time.Second, wantFirst: true},
+				{op: "reserve", uid: "a"}, {op: "reserve", uid: "b"},
+				{op: "unreserve", uid: "a", wantCurrent: true},
+				{op: "reject", backoff: 5 * time.Second, wantReport: true, wantReleased: []types.UID{"a", "b"}},
+				{op: "forgetReleased", uid: "a"},
+				{op: "unreserve", uid: "b"},
+				{op: "forgetReleased", uid: "b"},
+			},
+			want: trackerWant{size: 1, rejectedAt: 0, backingOff: true, backoffLeft: 5 * time.Second, reason: "reason", waitingSince: never},
+		},
+		{
+			name: "a released member that reserves again joins the new attempt",
+			steps: []trackerStep{
+				{op: "reserve", uid: "a"}, {op: "reserve", uid: "b"},
+				{op: "reject", backoff: 5 * time.Second, wantReport: true, wantReleased: []types.UID{"a", "b"}},
+				{op: "reserve", uid: "a", at: 5 * time.Second},
+				{op: "unreserve", uid: "a", at: 5 * time.Second, wantCurrent: true},
+			},
+			want: trackerWant{at: 5 * time.Second, size: 1, reserved: []types.UID{"a"}, releasing: []types.UID{"b"}, rejectedAt: 0, waitingSince: never},
+		},
+		{
+			// Regression: Unreserves after the PodGroup was deleted used to
+			// re-create the group.
+			name: "unreserve, forgetReleased and settled of an unknown group create nothing",
+			steps: []trackerStep{
 				{op: "unreserve", uid: "a"},
-				{op: "reserve", uid: "a", at: 6 * time.Second}, {op: "wait", at: 6 * time.Second, wantFirstWaiter: true},
-				{op: "reject", exclude: "a", at: 7 * time.Second, backoff: 5 * time.Second, wantFirst: true, wantWaited: time.Second},
+				{op: "forgetReleased", uid: "a"},
+				{op: "settled", uid: "a"},
 			},
-			want: trackerWant{at: 7 * time.Second, size: 1, reserved: 1, rejectedAt: 7 * time.Second, backingOff: true, backoffLeft: 5 * time.Second, reason: "reason", waitingSince: 6 * time.Second},
+			want: trackerWant{rejectedAt: never, waitingSince: never},
 		},
 		{
-			name: "admission clears the rejection and the wait",
+			name: "settled drops a reservation; the wait goes on for the others",
 			steps: []trackerStep{
-				{op: "reject", backoff: time.Second, wantFirst: true},
+				{op: "reserve", uid: "a"}, {op: "wait", wantFirstWaiter: true}, {op: "reserve", uid: "b"},
+				{op: "settled", uid: "a"},
+			},
+			want: trackerWant{size: 1, reserved: []types.UID{"b"}, rejectedAt: never, waitingSince: 0},
+		},
+		{
+			name: "settled of the last reservation ends the wait and drops the idle group",
+			steps: []trackerStep{
+				{op: "reserve", uid: "a"}, {op: "wait", wantFirstWaiter: true}, {op: "reserve", uid: "b"},
+				{op: "settled", uid: "a"}, {op: "settled", uid: "b"},
+			},
+			want: trackerWant{rejectedAt: never, waitingSince: never},
+		},
+		{
+			name: "settled drops a released member too",
+			steps: []trackerStep{
+				{op: "reserve", uid: "a"},
+				{op: "reject", backoff: time.Second, wantReport: true, wantReleased: []types.UID{"a"}},
+				{op: "settled", uid: "a", at: 2 * time.Second},
+			},
+			want: trackerWant{at: 2 * time.Second, size: 1, rejectedAt: 0, waitingSince: never},
+		},
+		{
+			name: "admission clears the wait, the rejection and the backoff",
+			steps: []trackerStep{
+				{op: "reject", backoff: 10 * time.Second, wantReport: true},
 				{op: "reserve", uid: "a", at: 2 * time.Second}, {op: "wait", at: 2 * time.Second, wantFirstWaiter: true},
 				{op: "reserve", uid: "b", at: 3 * time.Second},
 				{op: "admitted", at: 5 * time.Second, wantWaited: 3 * time.Second},
 			},
-			want: trackerWant{at: 5 * time.Second, size: 1, reserved: 2, rejectedAt: never, waitingSince: never},
+			want: trackerWant{at: 5 * time.Second, size: 1, reserved: []types.UID{"a", "b"}, rejectedAt: never, waitingSince: never},
 		},
 		{
-			name: "admission of an unknown group waited nothing",
+			name: "admitted and settled: the idle group is dropped",
+			steps: []trackerStep{
+				{op: "reserve", uid: "a"}, {op: "wait", wantFirstWaiter: true}, {op: "reserve", uid: "b"},
+				{op: "admitted", at: time.Second, wantWaited: time.Second},
+				{op: "settled", uid: "a", at: 2 * time.Second},
+				{op: "settled", uid: "b", at: 2 * time.Second},
+			},
+			want: trackerWant{at: 2 * time.Second, rejectedAt: never, waitingSince: never},
+		},
+		{
+			name: "admission of an unknown group waited nothing and tracks nothing",
 			steps: []trackerStep{
 				{op: "admitted", at: 5 * time.Second},
 			},
 			want: trackerWant{at: 5 * time.Second, rejectedAt: never, waitingSince: never},
 		},
 		{
-			name: "admitted and bound: the idle group is dropped",
-			steps: []trackerStep{
-				{op: "reserve", uid: "a"}, {op: "wait", wantFirstWaiter: true}, {op: "reserve", uid: "b"},
-				{op: "admitted", at: time.Second, wantWaited: time.Second},
-				{op: "bound", uid: "a", at: 2 * time.Second},
-				{op: "bound", uid: "b", at: 2 * time.Second},
-			},
-			want: trackerWant{at: 2 * time.Second, rejectedAt: never, waitingSince: never},
-		},
-		{
-			name: "bound but one member still holds a reservation",
+			// Regression: bound() did not end a failed attempt, so the
+			// group's next rejection was neither reported nor backed off.
+			name: "a failed attempt ends when its last member is bound: the next rejection is reported",
 			steps: []trackerStep{
 				{op: "reserve", uid: "a"}, {op: "reserve", uid: "b"},
 				{op: "admitted"},
-				{op: "bound", uid: "a"},
+				// a's binding fails: Unreserve.
+				{op: "unreserve", uid: "a", wantCurrent: true},
+				{op: "reject", reason: "a failed", backoff: 5 * time.Second, wantReport: true, wantReleased: []types.UID{"a", "b"}},
+				{op: "forgetReleased", uid: "a"},
+				// b binds; the pod cache shows it.
+				{op: "settled", uid: "b", at: time.Second},
+				// Later the group is turned away at PreFilter.
+				{op: "reject", reason: "does not fit", at: time.Minute, backoff: 5 * time.Second, wantReport: true},
 			},
-			want: trackerWant{size: 1, reserved: 1, rejectedAt: never, waitingSince: never},
-		},
-		{
-			// Admission does not clear backoffUntil: a later member finding
-			// no reservation is told the group backs off, with no reason.
-			name: "bound during a backoff: kept until the backoff ends",
-			steps: []trackerStep{
-				{op: "reject", backoff: 10 * time.Second, wantFirst: true},
-				{op: "reserve", uid: "a", at: time.Second},
-				{op: "admitted", at: time.Second},
-				{op: "bound", uid: "a", at: 2 * time.Second},
-			},
-			want: trackerWant{at: 2 * time.Second, size: 1, rejectedAt: never, backingOff: true, backoffLeft: 8 * time.Second, waitingSince: never},
-		},
-		{
-			name: "bound without admission keeps a rejected group",
-			steps: []trackerStep{
-				{op: "reserve", uid: "a"},
-				{op: "reject", exclude: "x", backoff: time.Second, wantFirst: true, wantWaiting: []types.UID{"a"}},
-				{op: "bound", uid: "a", at: 2 * time.Second},
-			},
-			want: trackerWant{at: 2 * time.Second, size: 1, rejectedAt: 0, reason: "reason", waitingSince: never},
-		},
-		{
-			name: "unreserve of an unknown group is a no-op",
-			steps: []trackerStep{
-				{op: "unreserve", uid: "a"},
-				{op: "bound", uid: "a"},
-			},
-			want: trackerWant{rejectedAt: never, waitingSince: never},
+			want: trackerWant{at: time.Minute, size: 1, rejectedAt: time.Minute, backingOff: true, backoffLeft: 5 * time.Second, reason: "does not fit", waitingSince: never},
 		},
 		{
 			name: "backoff ends exactly at its deadline",
 			steps: []trackerStep{
-				{op: "reject", backoff: 5 * time.Second, wantFirst: true},
+				{op: "reject", backoff: 5 * time.Second, wantReport: true},
 			},
-			want: trackerWant{at: 5 * time.Second, size: 1, rejectedAt: 0, reason: "", waitingSince: never},
+			want: trackerWant{at: 5 * time.Second, size: 1, rejectedAt: 0, waitingSince: never},
 		},
 		{
-			name: "forget returns the reservations and drops the group",
+			name: "backoff disabled: every rejection is reported",
+			steps: []trackerStep{
+				{op: "reject", reason: "first", wantReport: true},
+				{op: "reject", reason: "second", wantReport: true},
+			},
+			want: trackerWant{size: 1, rejectedAt: 0, waitingSince: never},
+		},
+		{
+			name: "forget returns the current reservations and drops the group",
 			steps: []trackerStep{
 				{op: "reserve", uid: "a"}, {op: "reserve", uid: "b"},
-				{op: "reject", backoff: time.Minute, wantFirst: true, wantWaiting: []types.UID{"a", "b"}},
-				{op: "forget", wantForgotten: []types.UID{"a", "b"}},
+				{op: "reject", backoff: time.Minute, wantReport: true, wantReleased: []types.UID{"a", "b"}},
+				{op: "reserve", uid: "c"},
+				{op: "forget", wantForgotten: []types.UID{"c"}},
 				{op: "forget"},
 			},
 			want: trackerWant{rejectedAt: never, waitingSince: never},
+		},
+		{
+			name: "one requeue timer per backoff",
+			steps: []trackerStep{
+				{op: "reject", backoff: 5 * time.Second, wantReport: true},
+				{op: "schedule", at: time.Second, wantScheduled: true, wantDelay: 4 * time.Second},
+				{op: "schedule", at: 2 * time.Second},
+			},
+			want: trackerWant{at: 2 * time.Second, size: 1, rejectedAt: 0, backingOff: true, backoffLeft: 3 * time.Second, reason: "reason", waitingSince: never, activation: true},
+		},
+		{
+			name: "the timer's end frees the claim; a late claim fires at once",
+			steps: []trackerStep{
+				{op: "reject", backoff: 5 * time.Second, wantReport: true},
+				{op: "schedule", at: time.Second, wantScheduled: true, wantDelay: 4 * time.Second},
+				{op: "activationDone", at: 5 * time.Second},
+				{op: "schedule", at: 6 * time.Second, wantScheduled: true, wantDelay: 0},
+			},
+			want: trackerWant{at: 6 * time.Second, size: 1, rejectedAt: 0, waitingSince: never, activation: true},
+		},
+		{
+			name: "no timer for an unknown group",
+			steps: []trackerStep{
+				{op: "schedule"},
+				{op: "activationDone"},
+			},
+			want: trackerWant{rejectedAt: never, waitingSince: never},
+		},
+		{
+			name: "a pending timer keeps an admitted, settled group",
+			steps: []trackerStep{
+				{op: "reserve", uid: "a"},
+				{op: "schedule", wantScheduled: true},
+				{op: "admitted"},
+				{op: "settled", uid: "a"},
+			},
+			want: trackerWant{size: 1, rejectedAt: never, waitingSince: never, activation: true},
 		},
 	}
 	for _, tt := range tests {
@@ -184,9 +291,13 @@ func TestGroupTracker(t *testing.T) {
 				case "reserve":
 					tr.reserve(testKey, s.uid, "node1")
 				case "unreserve":
-					tr.unreserve(testKey, s.uid, now)
-				case "bound":
-					tr.bound(testKey, s.uid, now)
+					if got := tr.unreserve(testKey, s.uid); got != s.wantCurrent {
+						t.Errorf("step %d (unreserve %s): current %v, want %v", i, s.uid, got, s.wantCurrent)
+					}
+				case "forgetReleased":
+					tr.forgetReleased(testKey, s.uid)
+				case "settled":
+					tr.settled(testKey, s.uid)
 				case "wait":
 					if got := tr.startWaiting(testKey, now); got != s.wantFirstWaiter {
 						t.Errorf("step %d (wait): first waiter %v, want %v", i, got, s.wantFirstWaiter)
@@ -196,13 +307,17 @@ func TestGroupTracker(t *testing.T) {
 						t.Errorf("step %d (admitted): waited %v, want %v", i, got, s.wantWaited)
 					}
 				case "reject":
-					r := tr.reject(testKey, s.exclude, "reason", now, s.backoff)
-					slices.Sort(r.waiting)
-					if r.first != s.wantFirst {
-						t.Errorf("step %d (reject): first %v, want %v", i, r.first, s.wantFirst)
+					reason := s.reason
+					if reason == "" {
+						reason = "reason"
 					}
-					if diff := cmp.Diff(s.wantWaiting, r.waiting); diff != "" {
-						t.Errorf("step %d (reject): waiting (-want +got):\n%s", i, diff)
+					r := tr.reject(testKey, reason, now, s.backoff)
+					slices.Sort(r.released)
+					if r.report != s.wantReport {
+						t.Errorf("step %d (reject): report %v, want %v", i, r.report, s.wantReport)
+					}
+					if diff := cmp.Diff(s.wantReleased, r.released); diff != "" {
+						t.Errorf("step %d (reject): released (-want +got):\n%s", i, diff)
 					}
 					if r.waited != s.wantWaited {
 						t.Errorf("step %d (reject): waited %v, want %v", i, r.waited, s.wantWaited)
@@ -216,6 +331,13 @@ func TestGroupTracker(t *testing.T) {
 					if diff := cmp.Diff(s.wantForgotten, got); diff != "" {
 						t.Errorf("step %d (forget): (-want +got):\n%s", i, diff)
 					}
+				case "schedule":
+					delay, ok := tr.scheduleActivation(testKey, now)
+					if ok != s.wantScheduled || delay != s.wantDelay {
+						t.Errorf("step %d (schedule): got (%v, %v), want (%v, %v)", i, delay, ok, s.wantDelay, s.wantScheduled)
+					}
+				case "activationDone":
+					tr.activationDone(testKey)
 				default:
 					t.Fatalf("unknown op %q", s.op)
 				}
@@ -225,17 +347,23 @@ func TestGroupTracker(t *testing.T) {
 			if got := tr.size(); got != w.size {
 				t.Errorf("size: got %d, want %d", got, w.size)
 			}
-			if got := tr.reservedCount(testKey); got != w.reserved {
-				t.Errorf("reservedCount: got %d, want %d", got, w.reserved)
+			if got := tr.reservedCount(testKey); got != len(w.reserved) {
+				t.Errorf("reservedCount: got %d, want %d", got, len(w.reserved))
 			}
-			if got := len(tr.reservedMembers(testKey)); got != w.reserved {
-				t.Errorf("reservedMembers: got %d, want %d", got, w.reserved)
+			if diff := cmp.Diff(w.reserved, reservedUIDs(tr, testKey)); diff != "" {
+				t.Errorf("reserved (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(w.releasing, releasing(tr, testKey)); diff != "" {
+				t.Errorf("releasing (-want +got):\n%s", diff)
 			}
 			checkTime(t, "rejectedAt", tr.rejectedAt(testKey), w.rejectedAt)
 			checkTime(t, "waitingSince", tr.waitingSince(testKey), w.waitingSince)
 			reason, left, ok := tr.backingOff(testKey, now)
 			if ok != w.backingOff || left != w.backoffLeft || (ok && reason != w.reason) {
 				t.Errorf("backingOff: got (%q, %v, %v), want (%q, %v, %v)", reason, left, ok, w.reason, w.backoffLeft, w.backingOff)
+			}
+			if got := activationPending(tr, testKey); got != w.activation {
+				t.Errorf("activation pending: got %v, want %v", got, w.activation)
 			}
 		})
 	}
@@ -273,33 +401,77 @@ func TestGroupTrackerReservedMembersIsACopy(t *testing.T) {
 	}
 }
 
-// TestGroupTrackerBoundEndsFailedAttempt: an admitted group whose member
-// failed to bind has a failed attempt (attemptFailed) while the others still
-// hold reservations. When those others are bound rather than unreserved, the
-// attempt is over too, and the group's next rejection must be reported (and
-// start a backoff) like any first rejection.
-func TestGroupTrackerBoundEndsFailedAttempt(t *testing.T) {
+// TestGroupTrackerGroupsAreSeparate: one group's calls leave another alone.
+func TestGroupTrackerGroupsAreSeparate(t *testing.T) {
 	tr := newGroupTracker()
-	tr.reserve(testKey, "a", "node1")
-	tr.reserve(testKey, "b", "node2")
-	tr.admitted(testKey, baseTime)
-	// a's binding fails: Unreserve rejects the group, then drops a.
-	if r := tr.reject(testKey, "a", "member failed", baseTime, 5*time.Second); !r.first {
-		t.Fatal("the failed binding should be reported")
+	tr.reserve("ns/a", "a1", "node1")
+	tr.reserve("ns/b", "b1", "node1")
+	r := tr.reject("ns/a", "failed", baseTime, time.Minute)
+	if diff := cmp.Diff([]types.UID{"a1"}, r.released); diff != "" {
+		t.Errorf("released (-want +got):\n%s", diff)
 	}
-	tr.unreserve(testKey, "a", baseTime)
-	// b binds.
-	tr.bound(testKey, "b", baseTime.Add(time.Second))
-	if n := tr.reservedCount(testKey); n != 0 {
-		t.Fatalf("reservations left: %d", n)
+	if n := tr.reservedCount("ns/b"); n != 1 {
+		t.Errorf("ns/b reservations: got %d, want 1", n)
 	}
-	// Later, a is retried and its group is turned away at PreFilter.
-	later := baseTime.Add(time.Minute)
-	r := tr.reject(testKey, "", "does not fit", later, 5*time.Second)
-	if !r.first {
-		t.Errorf("BUG: rejection after the failed attempt's last member was bound is not reported (attemptFailed survives bound)")
+	if _, _, ok := tr.backingOff("ns/b", baseTime); ok {
+		t.Errorf("ns/b backs off after ns/a's rejection")
 	}
-	if _, _, ok := tr.backingOff(testKey, later); !ok {
-		t.Errorf("BUG: that rejection starts no backoff")
+	if tr.unreserve("ns/b", "a1") {
+		t.Errorf("a1 counted as a member of ns/b")
+	}
+	if got := tr.forget("ns/b"); len(got) != 1 || got[0] != "b1" {
+		t.Errorf("forget ns/b: got %v, want [b1]", got)
+	}
+	if n := tr.size(); n != 1 {
+		t.Errorf("tracked groups: got %d, want 1 (ns/a)", n)
+	}
+}
+
+// TestGroupTrackerConcurrent drives the tracker from many goroutines, as the
+// scheduling cycle, binding cycles, informer handlers, timers and the
+// queue's Less do; run it with -race.
+func TestGroupTrackerConcurrent(t *testing.T) {
+	tr := newGroupTracker()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			key := fmt.Sprintf("ns/g%d", g%2)
+			for i := range 200 {
+				uid := types.UID(fmt.Sprintf("m%d-%d", g, i))
+				now := baseTime.Add(time.Duration(i) * time.Millisecond)
+				tr.reserve(key, uid, "node1")
+				tr.startWaiting(key, now)
+				_ = tr.reservedMembers(key)
+				_ = tr.rejectedAt(key)
+				_, _, _ = tr.backingOff(key, now)
+				switch i % 4 {
+				case 0:
+					if tr.unreserve(key, uid) {
+						tr.reject(key, "failed", now, time.Millisecond)
+					}
+					tr.forgetReleased(key, uid)
+				case 1:
+					tr.admitted(key, now)
+					tr.settled(key, uid)
+				case 2:
+					if _, ok := tr.scheduleActivation(key, now); ok {
+						tr.activationDone(key)
+					}
+					tr.settled(key, uid)
+				case 3:
+					tr.reject(key, "failed", now, time.Millisecond)
+					tr.settled(key, uid)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, key := range []string{"ns/g0", "ns/g1"} {
+		if n := tr.reservedCount(key); n != 0 {
+			t.Errorf("%s: %d reservations left", key, n)
+		}
+		if got := releasing(tr, key); len(got) != 0 {
+			t.Errorf("%s: released members left: %v", key, got)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package gang
 
 import (
-	"context"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
@@ -14,8 +13,41 @@ import (
 // These handlers end an attempt early when a change makes it hopeless:
 // waiting members would otherwise hold their nodes until the timeout.
 
-// onPodDelete rejects a group's waiting members when a deleted member leaves
-// the group short of its quorum.
+// onPodAdd wakes a group's gated members when the new pod completes its
+// quorum. The scheduler's own requeue on a new pod only fires for pods of its
+// profiles, so a member created for another scheduler (or seen only after a
+// restart) would never wake the others.
+func (pl *CoschedGang) onPodAdd(obj any) {
+	pod, ok := obj.(*v1.Pod)
+	if !ok {
+		return
+	}
+	key, pg := pl.podGroupOf(pod)
+	if key == "" || pg == nil {
+		return
+	}
+	if pod.Spec.NodeName != "" {
+		pl.groups.settled(key, pod.UID)
+	}
+	if pl.countMembers(key, nil, false).live == podgroup.MinMember(pg) {
+		pl.activatePending(klog.FromContext(pl.ctx), key)
+	}
+}
+
+// onPodUpdate ends a member's reservation once the cache shows it bound.
+func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
+	oldPod, ok1 := oldObj.(*v1.Pod)
+	newPod, ok2 := newObj.(*v1.Pod)
+	if !ok1 || !ok2 || oldPod.Spec.NodeName != "" || newPod.Spec.NodeName == "" {
+		return
+	}
+	if key := podgroup.KeyOf(newPod); key != "" {
+		pl.groups.settled(key, newPod.UID)
+	}
+}
+
+// onPodDelete forgets a deleted member's reservation and rejects the group's
+// waiting members when the deletion leaves the group short of its quorum.
 func (pl *CoschedGang) onPodDelete(obj any) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
@@ -25,7 +57,13 @@ func (pl *CoschedGang) onPodDelete(obj any) {
 		return
 	}
 	key, pg := pl.podGroupOf(pod)
-	if key == "" || pl.groups.reservedCount(key) == 0 {
+	if key == "" {
+		return
+	}
+	if pod.Spec.NodeName != "" {
+		pl.groups.settled(key, pod.UID)
+	}
+	if pl.groups.reservedCount(key) == 0 {
 		return
 	}
 	if pg == nil {
@@ -34,7 +72,7 @@ func (pl *CoschedGang) onPodDelete(obj any) {
 	c := pl.countMembers(key, nil, false)
 	if quorum := podgroup.MinMember(pg); c.live < quorum {
 		cause := fmt.Sprintf("member %s/%s was deleted; %d/%d pods remain", pod.Namespace, pod.Name, c.live, quorum)
-		pl.rejectGroup(context.Background(), key, pg, "", "member_deleted", cause, false)
+		pl.rejectGroup(key, pg, "member_deleted", cause, false)
 	}
 }
 
@@ -49,7 +87,7 @@ func (pl *CoschedGang) onPodGroupAdd(obj any) {
 		return
 	}
 	key := podgroup.Key(pg.Namespace, pg.Name)
-	pl.activatePending(klog.Background().WithValues("podGroup", key), key)
+	pl.activatePending(klog.FromContext(pl.ctx).WithValues("podGroup", key), key)
 }
 
 // onPodGroupUpdate reacts to a changed minMember while members wait: a
@@ -65,7 +103,7 @@ func (pl *CoschedGang) onPodGroupUpdate(oldObj, newObj any) {
 		return
 	}
 	key := podgroup.Key(pg.Namespace, pg.Name)
-	logger := klog.Background().WithValues("podGroup", key)
+	logger := klog.FromContext(pl.ctx).WithValues("podGroup", key)
 	if pl.groups.reservedCount(key) == 0 {
 		// Nobody waits; a spec change can still release gated members,
 		// for the same reason as in onPodGroupAdd.
@@ -79,7 +117,7 @@ func (pl *CoschedGang) onPodGroupUpdate(oldObj, newObj any) {
 		pl.allowGroup(logger, key)
 	case c.live < quorum:
 		cause := fmt.Sprintf("minMember changed from %d to %d; only %d pods exist", old.Spec.MinMember, pg.Spec.MinMember, c.live)
-		pl.rejectGroup(klog.NewContext(context.Background(), logger), key, pg, "", "quorum_changed", cause, false)
+		pl.rejectGroup(key, pg, "quorum_changed", cause, false)
 	}
 }
 
@@ -93,6 +131,6 @@ func (pl *CoschedGang) onPodGroupDelete(obj any) {
 	key := podgroup.Key(pg.Namespace, pg.Name)
 	if n := pl.rejectWaiting(pl.groups.forget(key), fmt.Sprintf("PodGroup %s was deleted", key)); n > 0 {
 		groupRejections.WithLabelValues("podgroup_deleted").Inc()
-		klog.Background().V(2).Info("PodGroup deleted while members waited", "podGroup", key, "rejected", n)
+		klog.FromContext(pl.ctx).V(2).Info("PodGroup deleted while members waited", "podGroup", key, "rejected", n)
 	}
 }

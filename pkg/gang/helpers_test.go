@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/testutil"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -75,14 +77,23 @@ func (a *recordingActivator) take() [][]string {
 // testEnv is a framework with the plugin wired to in-memory informers, a fake
 // clock, a recording activator and a fake event recorder.
 type testEnv struct {
-	t         *testing.T
-	ctx       context.Context
-	fh        framework.Framework
-	pl        *CoschedGang
-	clock     *clocktesting.FakeClock
-	podGroups cache.Store
-	recorder  *events.FakeRecorder
-	activator *recordingActivator
+	t   *testing.T
+	ctx context.Context
+	// stopScheduler cancels the plugin's long-lived context (pl.ctx), as the
+	// scheduler does when it shuts down; e.ctx, the framework's, stays live.
+	stopScheduler context.CancelFunc
+	fh            framework.Framework
+	pl            *CoschedGang
+	clock         *clocktesting.FakeClock
+	podGroups     cache.Store
+	recorder      *events.FakeRecorder
+	activator     *recordingActivator
+	// Clients and factories behind the informers; they are only started by
+	// tests that exercise the event handlers' wiring.
+	client          *fake.Clientset
+	pgClient        *pgfake.Clientset
+	informerFactory informers.SharedInformerFactory
+	pgFactory       schedinformers.SharedInformerFactory
 
 	mu       sync.Mutex
 	outcomes map[types.UID]chan *fwk.Status
@@ -99,20 +110,29 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 	for _, m := range mutate {
 		m(args)
 	}
-	pgInformer := schedinformers.NewSharedInformerFactory(pgfake.NewClientset(), 0).Scheduling().V1alpha1().PodGroups()
-	informerFactory := informers.NewSharedInformerFactory(fake.NewClientset(), 0)
+	pgClient := pgfake.NewClientset()
+	pgFactory := schedinformers.NewSharedInformerFactory(pgClient, 0)
+	pgInformer := pgFactory.Scheduling().V1alpha1().PodGroups()
+	client := fake.NewClientset()
+	informerFactory := informers.NewSharedInformerFactory(client, 0)
+	plCtx, stopScheduler := context.WithCancel(ctx)
 	e := &testEnv{
-		t:         t,
-		ctx:       ctx,
-		clock:     clocktesting.NewFakeClock(baseTime),
-		podGroups: pgInformer.Informer().GetStore(),
-		recorder:  events.NewFakeRecorder(100),
-		activator: &recordingActivator{},
-		outcomes:  map[types.UID]chan *fwk.Status{},
-		states:    map[types.UID]fwk.CycleState{},
+		t:               t,
+		ctx:             ctx,
+		stopScheduler:   stopScheduler,
+		client:          client,
+		pgClient:        pgClient,
+		informerFactory: informerFactory,
+		pgFactory:       pgFactory,
+		clock:           clocktesting.NewFakeClock(baseTime),
+		podGroups:       pgInformer.Informer().GetStore(),
+		recorder:        events.NewFakeRecorder(100),
+		activator:       &recordingActivator{},
+		outcomes:        map[types.UID]chan *fwk.Status{},
+		states:          map[types.UID]fwk.CycleState{},
 	}
 	factory := func(_ context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
-		pl, err := newPlugin(h, args, pgInformer.Lister(), pgInformer.Informer())
+		pl, err := newPlugin(plCtx, h, args, pgInformer.Lister(), pgInformer.Informer())
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +141,7 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 	}
 	fh, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{
 		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
-		tf.RegisterPluginAsExtensions(Name, factory, "QueueSort", "PreFilter", "PostFilter", "Reserve", "Permit", "PostBind"),
+		tf.RegisterPluginAsExtensions(Name, factory, "QueueSort", "PreFilter", "PostFilter", "Reserve", "Permit"),
 	}, "cosched-test",
 		frameworkruntime.WithInformerFactory(informerFactory),
 		frameworkruntime.WithWaitingPods(frameworkruntime.NewWaitingPodsMap()),
@@ -365,9 +385,101 @@ func (e *testEnv) unreserve(ctx context.Context, pod *v1.Pod, node string) {
 	e.fh.RunReservePluginsUnreserve(ctx, state, assumed(pod, node), node)
 }
 
-// postBind runs PostBind for pod, as the binding cycle does after binding.
-func (e *testEnv) postBind(pod *v1.Pod, node string) {
-	e.fh.RunPostBindPlugins(e.ctx, framework.NewCycleState(), assumed(pod, node), node)
+// informerAdd puts pods in the pod informer and delivers their Add events
+// to the plugin's handler, as the informer does: the handler runs after the
+// cache holds the pod.
+func (e *testEnv) informerAdd(pods ...*v1.Pod) {
+	e.t.Helper()
+	for _, pod := range pods {
+		e.addPods(pod)
+		e.pl.onPodAdd(pod)
+	}
+}
+
+// informerBind shows pod bound to node in the pod informer and delivers the
+// Update event to the plugin's handler.
+func (e *testEnv) informerBind(pod *v1.Pod, node string) {
+	e.t.Helper()
+	old := pod.DeepCopy()
+	if obj, ok, _ := e.pl.pods.Get(pod); ok {
+		old = obj.(*v1.Pod)
+	}
+	bound := assumed(pod, node)
+	e.updatePod(bound)
+	e.pl.onPodUpdate(old, bound)
+}
+
+// informerDelete removes pod from the pod informer and delivers the Delete
+// event to the plugin's handler.
+func (e *testEnv) informerDelete(pod *v1.Pod) {
+	e.t.Helper()
+	e.deletePod(pod)
+	e.pl.onPodDelete(pod)
+}
+
+// rejectAtPermit rejects a parked pod as another plugin (or the framework's
+// timeout) would, waits for its verdict and runs its Unreserve with ctx.
+func (e *testEnv) rejectAtPermit(ctx context.Context, pod *v1.Pod, node, plugin, msg string) *fwk.Status {
+	e.t.Helper()
+	wp := e.fh.GetWaitingPod(pod.UID)
+	if wp == nil {
+		e.t.Fatalf("%s is not waiting at Permit", pod.Name)
+	}
+	wp.Reject(plugin, msg)
+	s := e.outcome(pod)
+	e.unreserve(ctx, pod, node)
+	return s
+}
+
+// releasing returns the group's released members, sorted, nil if none.
+func releasing(tr *groupTracker, key string) []types.UID {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	g, ok := tr.groups[key]
+	if !ok || len(g.releasing) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(g.releasing))
+}
+
+// reservedUIDs returns the current attempt's members, sorted, nil if none.
+func reservedUIDs(tr *groupTracker, key string) []types.UID {
+	m := tr.reservedMembers(key)
+	if len(m) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(m))
+}
+
+// activationPending reports whether a requeue timer is claimed for key.
+func activationPending(tr *groupTracker, key string) bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	g, ok := tr.groups[key]
+	return ok && g.activationPending
+}
+
+// counterValue reads a counter, failing the test if it cannot. The plugin's
+// metrics are process-wide, so tests compare values before and after.
+func counterValue(t *testing.T, c metrics.CounterMetric) float64 {
+	t.Helper()
+	v, err := testutil.GetCounterMetricValue(c)
+	if err != nil {
+		t.Fatalf("reading a counter: %v", err)
+	}
+	return v
+}
+
+// admissions returns how many group admissions the plugin has counted.
+func admissions(t *testing.T) float64 {
+	t.Helper()
+	return counterValue(t, groupsAdmitted)
+}
+
+// rejections returns how many group rejections for reason were counted.
+func rejections(t *testing.T, reason string) float64 {
+	t.Helper()
+	return counterValue(t, groupRejections.WithLabelValues(reason))
 }
 
 // events drains the event recorder.

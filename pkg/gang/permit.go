@@ -22,24 +22,24 @@ func (pl *CoschedGang) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod,
 }
 
 // Unreserve runs when a member's cycle fails after Reserve: its Permit wait
-// was rejected or timed out, or binding failed. The group cannot complete
-// this attempt, so every other waiting member is rejected too and releases
-// what it holds.
-func (pl *CoschedGang) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) {
+// was rejected or timed out, or binding failed. If the member belonged to the
+// group's current attempt, the attempt cannot complete, so every other
+// waiting member is rejected too and releases what it holds. A member of an
+// attempt that was already rejected only finishes releasing.
+func (pl *CoschedGang) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) {
 	key, pg := pl.podGroupOf(pod)
 	if key == "" {
 		return
 	}
-	cause := pl.describeFailure(key, pod, nodeName)
-	pl.rejectGroup(ctx, key, pg, pod.UID, pl.failureReason(key), cause, true)
-	pl.groups.unreserve(key, pod.UID, pl.clock.Now())
-}
-
-func (pl *CoschedGang) failureReason(key string) string {
-	if pl.timedOut(key) {
-		return "timeout"
+	if pl.groups.unreserve(key, pod.UID) {
+		reason, cause := "member_failed", fmt.Sprintf("member %s/%s failed after reserving node %s", pod.Namespace, pod.Name, nodeName)
+		if pl.timedOut(key) {
+			reason = "timeout"
+			cause = fmt.Sprintf("timed out after %s waiting for quorum with %d member(s) reserved", pl.timeoutFor(key), pl.groups.reservedCount(key))
+		}
+		pl.rejectGroup(key, pg, reason, cause, true)
 	}
-	return "member_failed"
+	pl.groups.forgetReleased(key, pod.UID)
 }
 
 // timedOut tells a Permit timeout from other failures: by then the attempt
@@ -57,14 +57,6 @@ func (pl *CoschedGang) timeoutFor(key string) time.Duration {
 	return pl.defaultTimeout()
 }
 
-func (pl *CoschedGang) describeFailure(key string, pod *v1.Pod, nodeName string) string {
-	placed := pl.groups.reservedCount(key)
-	if pl.timedOut(key) {
-		return fmt.Sprintf("timed out after %s waiting for quorum with %d member(s) reserved", pl.timeoutFor(key), placed)
-	}
-	return fmt.Sprintf("member %s/%s failed after reserving node %s", pod.Namespace, pod.Name, nodeName)
-}
-
 // Permit holds a member until the group's quorum holds reservations, then
 // lets every waiting member go at once.
 func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) (*fwk.Status, time.Duration) {
@@ -78,6 +70,10 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	logger := klog.FromContext(ctx)
 	quorum := podgroup.MinMember(pg)
 	c := pl.countMembers(key, nil, false)
+	if c.bound >= quorum {
+		// The group already runs; this member joins it.
+		return nil, 0
+	}
 	if c.placed < quorum {
 		if pl.groups.startWaiting(key, pl.clock.Now()) {
 			// The first member to wait pulls its siblings into the active
@@ -94,9 +90,8 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 
 // allowGroup lets every waiting member of key proceed to binding.
 func (pl *CoschedGang) allowGroup(logger klog.Logger, key string) {
-	waiting := pl.groups.reservedMembers(key)
 	allowed := 0
-	for uid := range waiting {
+	for uid := range pl.groups.reservedMembers(key) {
 		if wp := pl.handle.GetWaitingPod(uid); wp != nil {
 			wp.Allow(Name)
 			allowed++
@@ -123,29 +118,30 @@ func (pl *CoschedGang) activatePending(logger klog.Logger, key string) {
 	}
 }
 
-// PostBind forgets the member's reservation: it now counts as bound.
-func (pl *CoschedGang) PostBind(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
-	if key := podgroup.KeyOf(pod); key != "" {
-		pl.groups.bound(key, pod.UID, pl.clock.Now())
-	}
-}
-
 // PostFilter runs when a member found no node. Its group cannot complete this
 // attempt, so the members already waiting are rejected at once instead of
 // holding their nodes until the timeout. It also keeps the default
-// preemption from evicting pods for a single member, which would not make
-// room for the group (gang-aware preemption is separate work).
-func (pl *CoschedGang) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+// preemption from evicting pods for a single member of a group that is not
+// placed yet, which would not make room for the group (gang-aware
+// preemption is separate work).
+func (pl *CoschedGang) PostFilter(_ context.Context, state fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	key, pg := pl.podGroupOf(pod)
 	if key == "" {
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
+	if _, err := state.Read(preFilterRejectedKey); err == nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s was turned away before filtering", key))
+	}
+	if pg == nil {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key))
+	}
+	quorum := podgroup.MinMember(pg)
 	c := pl.countMembers(key, nil, false)
-	quorum := 1
-	if pg != nil {
-		quorum = podgroup.MinMember(pg)
+	if c.bound >= quorum {
+		// A member joining a group that already runs is an ordinary pod.
+		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
 	cause := fmt.Sprintf("%d/%d members placed; member %s/%s found no node", c.placed, quorum, pod.Namespace, pod.Name)
-	pl.rejectGroup(ctx, key, pg, pod.UID, "member_unschedulable", cause, false)
+	pl.rejectGroup(key, pg, "member_unschedulable", cause, false)
 	return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, cause))
 }

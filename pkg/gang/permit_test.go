@@ -3,11 +3,14 @@ package gang
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
@@ -42,17 +45,24 @@ func TestReserve(t *testing.T) {
 
 func TestPermit(t *testing.T) {
 	m := func(name string) *v1.Pod { return member(name, testPG).Obj() }
+	bound := func(name, node string) *v1.Pod { return member(name, testPG).Node(node).Obj() }
 	tests := []struct {
 		name      string
 		args      func(*config.CoschedGangArgs)
 		podGroups []*schedv1alpha1.PodGroup
 		informer  []*v1.Pod
 		// before are members that reserve (without Permit) before pod does.
-		before   []string
+		before []string
+		// released are members that reserved and were then rejected with
+		// their group, and have not run Unreserve yet.
+		released []string
 		pod      *v1.Pod
 		wantCode fwk.Code
 		wantMsg  []string
 		wantWait time.Duration
+		// wantAdmitted: the call admits the group (an attempt reached its
+		// quorum), as opposed to letting a member join a running group.
+		wantAdmitted bool
 	}{
 		{
 			name:     "pod outside any group",
@@ -112,19 +122,21 @@ func TestPermit(t *testing.T) {
 			wantWait:  time.Minute,
 		},
 		{
-			name:      "quorum member passes",
-			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
-			informer:  []*v1.Pod{m("m1"), m("m2"), m("m3")},
-			before:    []string{"m1", "m2"},
-			pod:       m("m3"),
-			wantCode:  fwk.Success,
+			name:         "quorum member passes and admits the group",
+			podGroups:    []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:     []*v1.Pod{m("m1"), m("m2"), m("m3")},
+			before:       []string{"m1", "m2"},
+			pod:          m("m3"),
+			wantCode:     fwk.Success,
+			wantAdmitted: true,
 		},
 		{
-			name:      "bound members count toward quorum",
-			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
-			informer:  []*v1.Pod{m("m1"), member("m2", testPG).Node("node2").Obj(), member("m3", testPG).Node("node3").Obj()},
-			pod:       m("m1"),
-			wantCode:  fwk.Success,
+			name:         "bound members count toward quorum",
+			podGroups:    []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:     []*v1.Pod{m("m1"), bound("m2", "node2"), bound("m3", "node3")},
+			pod:          m("m1"),
+			wantCode:     fwk.Success,
+			wantAdmitted: true,
 		},
 		{
 			name:      "members being deleted do not count",
@@ -136,11 +148,48 @@ func TestPermit(t *testing.T) {
 			wantWait:  time.Minute,
 		},
 		{
-			name:      "extra member after the quorum is bound",
+			name:      "extra member after the quorum is bound joins without an admission",
 			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
-			informer:  []*v1.Pod{member("m1", testPG).Node("node1").Obj(), member("m2", testPG).Node("node2").Obj(), m("m3")},
+			informer:  []*v1.Pod{bound("m1", "node1"), bound("m2", "node2"), m("m3")},
 			pod:       m("m3"),
 			wantCode:  fwk.Success,
+		},
+		{
+			name:      "extra member joins a bound quorum while others are still reserved",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
+			informer:  []*v1.Pod{bound("m1", "node1"), bound("m2", "node2"), m("m3"), m("m4")},
+			before:    []string{"m3"},
+			pod:       m("m4"),
+			wantCode:  fwk.Success,
+		},
+		{
+			name:         "a terminating bound member is not part of the bound quorum",
+			podGroups:    []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
+			informer:     []*v1.Pod{bound("m1", "node1"), member("m2", testPG).Node("node2").Terminating().Obj(), m("m3")},
+			pod:          m("m3"),
+			wantCode:     fwk.Success,
+			wantAdmitted: true,
+		},
+		{
+			name:      "a bound quorum is needed in full: one short means waiting",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:  []*v1.Pod{bound("m1", "node1"), m("m2"), m("m3")},
+			pod:       m("m3"),
+			wantCode:  fwk.Wait,
+			wantMsg:   []string{"2/3 members"},
+			wantWait:  time.Minute,
+		},
+		{
+			// Regression: reservations of a rejected attempt admitted a
+			// member arriving right after the rejection.
+			name:      "reservations of a rejected attempt do not count",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:  []*v1.Pod{m("m1"), m("m2"), m("m3")},
+			released:  []string{"m1", "m2"},
+			pod:       m("m3"),
+			wantCode:  fwk.Wait,
+			wantMsg:   []string{"1/3 members"},
+			wantWait:  time.Minute,
 		},
 	}
 	for _, tt := range tests {
@@ -152,6 +201,12 @@ func TestPermit(t *testing.T) {
 			e := newTestEnv(t, mutate...)
 			e.addPodGroups(tt.podGroups...)
 			e.addPods(tt.informer...)
+			for _, name := range tt.released {
+				e.pl.groups.reserve(testKey, typesUID(name), "node1")
+			}
+			if len(tt.released) > 0 {
+				e.pl.groups.reject(testKey, "earlier failure", e.clock.Now(), 0)
+			}
 			for _, name := range tt.before {
 				e.pl.groups.reserve(testKey, typesUID(name), "node1")
 			}
@@ -159,10 +214,14 @@ func TestPermit(t *testing.T) {
 			if s := e.pl.Reserve(e.ctx, framework.NewCycleState(), p, "node1"); !s.IsSuccess() {
 				t.Fatalf("Reserve: %v", s)
 			}
+			before := admissions(t)
 			s, wait := e.pl.Permit(e.ctx, framework.NewCycleState(), p, "node1")
 			assertStatus(t, s, tt.wantCode, tt.wantMsg...)
 			if wait != tt.wantWait {
 				t.Errorf("wait: got %v, want %v", wait, tt.wantWait)
+			}
+			if got := admissions(t) - before; got != map[bool]float64{true: 1}[tt.wantAdmitted] {
+				t.Errorf("admissions counted: got %v, want admitted %v", got, tt.wantAdmitted)
 			}
 		})
 	}
@@ -175,6 +234,7 @@ func TestPermitQuorumAllowsWaiting(t *testing.T) {
 	e.addPodGroups(makePG(testPG, 3, withTimeout(30)))
 	pods := members(3, "1")
 	e.addPods(pods...)
+	admittedBefore := admissions(t)
 
 	s, waits := e.reserveAndPermit(pods[0], "node1")
 	assertStatus(t, s, fwk.Wait, "waiting for quorum: 1/3")
@@ -208,6 +268,14 @@ func TestPermitQuorumAllowsWaiting(t *testing.T) {
 	}
 	if got := e.pl.groups.waitingSince(testKey); !got.IsZero() {
 		t.Errorf("waitingSince after admission: got %v, want zero", got)
+	}
+	if got := admissions(t) - admittedBefore; got != 1 {
+		t.Errorf("admissions counted: got %v, want 1", got)
+	}
+	// The members keep their reservations until the pod cache shows them
+	// bound.
+	if diff := cmp.Diff([]types.UID{"m1", "m2", "m3"}, reservedUIDs(e.pl.groups, testKey)); diff != "" {
+		t.Errorf("reservations after admission (-want +got):\n%s", diff)
 	}
 	if evs := e.gangRejections(); len(evs) != 0 {
 		t.Errorf("unexpected rejections: %q", evs)
@@ -245,12 +313,11 @@ func TestUnreserveRejectsGroup(t *testing.T) {
 	e.addPods(pods...)
 	e.park("node1", pods[:3]...)
 	e.activator.take()
+	timeoutsBefore := rejections(t, "timeout")
 
 	// m1's wait times out: the framework rejects it, then unreserves it.
 	e.clock.Step(time.Minute)
-	e.fh.GetWaitingPod(pods[0].UID).Reject(Name, "rejected due to timeout")
-	assertStatus(t, e.outcome(pods[0]), fwk.Unschedulable, "timeout")
-	e.unreserve(e.ctx, pods[0], "node1")
+	assertStatus(t, e.rejectAtPermit(e.ctx, pods[0], "node1", Name, "rejected due to timeout"), fwk.Unschedulable, "timeout")
 
 	for _, pod := range pods[1:3] {
 		assertStatus(t, e.outcome(pod), fwk.Unschedulable, "PodGroup ns/pg was rejected as a whole: timed out after 1m0s waiting for quorum with 3 member(s) reserved")
@@ -258,7 +325,13 @@ func TestUnreserveRejectsGroup(t *testing.T) {
 			t.Errorf("%s is still a waiting pod", pod.Name)
 		}
 	}
-	// Their binding cycles unreserve them in turn.
+	if n := e.pl.groups.reservedCount(testKey); n != 0 {
+		t.Errorf("reservations left after the rejection: %d", n)
+	}
+	if diff := cmp.Diff([]types.UID{"m2", "m3"}, releasing(e.pl.groups, testKey)); diff != "" {
+		t.Errorf("released members before their Unreserve (-want +got):\n%s", diff)
+	}
+	// Their binding cycles unreserve them in turn: echoes of one failure.
 	for _, pod := range pods[1:3] {
 		e.unreserve(e.ctx, pod, "node1")
 	}
@@ -269,19 +342,24 @@ func TestUnreserveRejectsGroup(t *testing.T) {
 	if want := "Warning GangRejected timed out after 1m0s waiting for quorum with 3 member(s) reserved; released 2 waiting member(s)"; evs[0] != want {
 		t.Errorf("event:\n got %q\nwant %q", evs[0], want)
 	}
-	if n := e.pl.groups.reservedCount(testKey); n != 0 {
-		t.Errorf("reservations left: %d", n)
+	if got := rejections(t, "timeout") - timeoutsBefore; got != 1 {
+		t.Errorf("timeout rejections counted: got %v, want 1", got)
+	}
+	if got := releasing(e.pl.groups, testKey); got != nil {
+		t.Errorf("released members left after their Unreserve: %v", got)
 	}
 	if _, left, ok := e.pl.groups.backingOff(testKey, e.clock.Now()); !ok || left != 5*time.Second {
 		t.Errorf("backoff: got %v, %v, want 5s", left, ok)
 	}
+	if n := e.clock.Waiters(); n != 1 {
+		t.Errorf("requeue timers: got %d, want 1", n)
+	}
 
 	// The next attempt fails for another reason: reported afresh.
 	e.clock.Step(5 * time.Second)
+	e.activator.take()
 	e.park("node1", pods[1], pods[2])
-	e.fh.GetWaitingPod(pods[1].UID).Reject("SomePlugin", "bind failed")
-	e.outcome(pods[1])
-	e.unreserve(e.ctx, pods[1], "node1")
+	e.rejectAtPermit(e.ctx, pods[1], "node1", "SomePlugin", "bind failed")
 	assertStatus(t, e.outcome(pods[2]), fwk.Unschedulable, "member ns/m2 failed after reserving node node1")
 	e.unreserve(e.ctx, pods[2], "node1")
 	evs = e.gangRejections()
@@ -313,16 +391,22 @@ func TestUnreserveIgnoresOthers(t *testing.T) {
 }
 
 // TestUnreserveActivatesAfterBackoff: after a rejection at Permit the group's
-// pending members are requeued once the backoff ends.
+// pending members are requeued once the backoff ends. The timer runs on the
+// plugin's own context: the scheduler cancels a cycle's context as soon as
+// the cycle ends, and stops the timer only when it shuts down.
 func TestUnreserveActivatesAfterBackoff(t *testing.T) {
 	tests := []struct {
 		name string
-		// cancelCycle cancels Unreserve's context once it returns, as the
-		// scheduler does with its per-cycle contexts.
-		cancelCycle bool
+		// cycleCanceled: the context passed to Unreserve is already
+		// canceled (regression: the timer checked it and never fired).
+		cycleCanceled bool
+		// stopScheduler cancels the plugin's context during the backoff.
+		stopScheduler bool
+		want          [][]string
 	}{
-		{name: "context still live"},
-		{name: "cycle context canceled after Unreserve, as in the scheduler", cancelCycle: true},
+		{name: "cycle context live", want: [][]string{{"ns/m1", "ns/m2", "ns/m3"}}},
+		{name: "cycle context already canceled", cycleCanceled: true, want: [][]string{{"ns/m1", "ns/m2", "ns/m3"}}},
+		{name: "scheduler stopped during the backoff: nothing is activated", stopScheduler: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,44 +418,61 @@ func TestUnreserveActivatesAfterBackoff(t *testing.T) {
 			e.activator.take()
 
 			cycleCtx, cancel := context.WithCancel(e.ctx)
-			e.fh.GetWaitingPod(pods[0].UID).Reject("SomePlugin", "failed")
-			e.outcome(pods[0])
-			e.unreserve(cycleCtx, pods[0], "node1")
-			if tt.cancelCycle {
+			defer cancel()
+			if tt.cycleCanceled {
 				cancel()
 			}
+			e.rejectAtPermit(cycleCtx, pods[0], "node1", "SomePlugin", "failed")
 			e.outcome(pods[1])
-			e.unreserve(e.ctx, pods[1], "node1")
+			e.unreserve(cycleCtx, pods[1], "node1")
+			if n := e.clock.Waiters(); n != 1 {
+				t.Errorf("requeue timers: got %d, want 1", n)
+			}
+			if tt.stopScheduler {
+				e.stopScheduler()
+			}
 
 			e.clock.Step(4 * time.Second)
 			if got := e.activator.take(); len(got) != 0 {
 				t.Errorf("activated %v during the backoff", got)
 			}
 			e.clock.Step(time.Second)
-			want := [][]string{{"ns/m1", "ns/m2", "ns/m3"}}
-			if diff := cmp.Diff(want, e.activator.take()); diff != "" {
-				prefix := ""
-				if tt.cancelCycle {
-					prefix = "BUG: activateAfterBackoff checks the Unreserve cycle's context, which the scheduler cancels as soon as the cycle ends; "
-				}
-				t.Errorf("%sactivations after the backoff (-want +got):\n%s", prefix, diff)
+			if diff := cmp.Diff(tt.want, e.activator.take()); diff != "" {
+				t.Errorf("activations after the backoff (-want +got):\n%s", diff)
 			}
-			cancel()
+			if n := e.clock.Waiters(); n != 0 {
+				t.Errorf("timers left: %d", n)
+			}
+			if activationPending(e.pl.groups, testKey) {
+				t.Errorf("the fired timer still holds the group's claim")
+			}
 		})
 	}
 }
 
 func TestPostFilter(t *testing.T) {
+	m := func(name string) *v1.Pod {
+		return member(name, testPG).Req(map[v1.ResourceName]string{v1.ResourceCPU: "1"}).Obj()
+	}
+	bound := func(name string) *v1.Pod {
+		return member(name, testPG).Req(map[v1.ResourceName]string{v1.ResourceCPU: "1"}).Node("node9").Obj()
+	}
 	tests := []struct {
 		name      string
 		podGroups []*schedv1alpha1.PodGroup
+		informer  []*v1.Pod
 		// parked members wait at Permit before pod's PostFilter.
-		parked   int
-		pod      *v1.Pod
-		wantCode fwk.Code
-		wantMsg  []string
+		parked []*v1.Pod
+		// preFilterRejected: this plugin's PreFilter turned pod away in
+		// the same cycle.
+		preFilterRejected bool
+		pod               *v1.Pod
+		wantCode          fwk.Code
+		wantMsg           []string
 		// wantEvent is a prefix of the GangRejected event, "" for none.
-		wantEvent string
+		wantEvent  string
+		wantParked handlerOutcome
+		wantGroup  bool
 	}{
 		{
 			name:     "pod outside any group: Unschedulable, so preemption still runs",
@@ -379,45 +480,83 @@ func TestPostFilter(t *testing.T) {
 			wantCode: fwk.Unschedulable,
 		},
 		{
-			name:      "member with waiting siblings",
-			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 4)},
-			parked:    2,
-			pod:       member("m4", testPG).Obj(),
-			wantCode:  fwk.UnschedulableAndUnresolvable,
-			wantMsg:   []string{"PodGroup ns/pg: 2/4 members placed; member ns/m4 found no node"},
-			wantEvent: "Warning GangRejected 2/4 members placed; member ns/m4 found no node; released 2 waiting member(s)",
+			name:       "member with waiting siblings",
+			podGroups:  []*schedv1alpha1.PodGroup{makePG(testPG, 4)},
+			informer:   []*v1.Pod{m("m1"), m("m2"), m("m3"), m("m4")},
+			parked:     []*v1.Pod{m("m1"), m("m2")},
+			pod:        m("m4"),
+			wantCode:   fwk.UnschedulableAndUnresolvable,
+			wantMsg:    []string{"PodGroup ns/pg: 2/4 members placed; member ns/m4 found no node"},
+			wantEvent:  "Warning GangRejected 2/4 members placed; member ns/m4 found no node; released 2 waiting member(s)",
+			wantParked: rejected,
+			wantGroup:  true,
 		},
 		{
 			name:      "first member of its group",
 			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 4)},
-			pod:       member("m1", testPG).Obj(),
+			informer:  []*v1.Pod{m("m1"), m("m2"), m("m3"), m("m4")},
+			pod:       m("m1"),
 			wantCode:  fwk.UnschedulableAndUnresolvable,
 			wantMsg:   []string{"PodGroup ns/pg: 0/4 members placed; member ns/m1 found no node"},
 			wantEvent: "Warning GangRejected 0/4 members placed; member ns/m1 found no node",
+			wantGroup: true,
 		},
 		{
-			name:     "member of a missing PodGroup",
-			pod:      member("m1", testPG).Obj(),
+			name:      "bound members below the quorum: the attempt still fails",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3)},
+			informer:  []*v1.Pod{bound("m1"), m("m2"), m("m3")},
+			parked:    []*v1.Pod{m("m2")},
+			pod:       m("m3"),
+			wantCode:  fwk.UnschedulableAndUnresolvable,
+			wantMsg:   []string{"2/3 members placed; member ns/m3 found no node"},
+			wantEvent: "Warning GangRejected 2/3 members placed; member ns/m3 found no node; released 1 waiting member(s)",
+			// m2 waits for m3.
+			wantParked: rejected,
+			wantGroup:  true,
+		},
+		{
+			name:      "member of a group whose quorum is bound: plain Unschedulable, nothing rejected",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
+			informer:  []*v1.Pod{bound("m1"), bound("m2"), m("m3")},
+			pod:       m("m3"),
+			wantCode:  fwk.Unschedulable,
+		},
+		{
+			name:     "member of a missing PodGroup: nothing to reject",
+			informer: []*v1.Pod{m("m1")},
+			pod:      m("m1"),
 			wantCode: fwk.UnschedulableAndUnresolvable,
-			wantMsg:  []string{"PodGroup ns/pg: 0/1 members placed"},
+			wantMsg:  []string{"PodGroup ns/pg does not exist"},
+		},
+		{
+			name:              "after the plugin's own PreFilter rejection: no side effects",
+			podGroups:         []*schedv1alpha1.PodGroup{makePG(testPG, 4)},
+			informer:          []*v1.Pod{m("m1"), m("m2"), m("m3"), m("m4")},
+			parked:            []*v1.Pod{m("m1"), m("m2")},
+			preFilterRejected: true,
+			pod:               m("m4"),
+			wantCode:          fwk.UnschedulableAndUnresolvable,
+			wantMsg:           []string{"PodGroup ns/pg was turned away before filtering"},
+			wantParked:        untouched,
+			wantGroup:         true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newTestEnv(t)
 			e.addPodGroups(tt.podGroups...)
-			pods := members(4, "1")
-			e.addPods(pods...)
-			e.addPods(tt.pod)
-			e.park("node1", pods[:tt.parked]...)
-			res, s := e.pl.PostFilter(e.ctx, framework.NewCycleState(), tt.pod, framework.NewDefaultNodeToStatus())
+			e.addPods(tt.informer...)
+			e.park("node1", tt.parked...)
+			state := framework.NewCycleState()
+			if tt.preFilterRejected {
+				state.Write(preFilterRejectedKey, preFilterRejected{})
+			}
+			res, s := e.pl.PostFilter(e.ctx, state, tt.pod, framework.NewDefaultNodeToStatus())
 			if res != nil {
 				t.Errorf("PostFilterResult: got %v, want nil", res)
 			}
 			assertStatus(t, s, tt.wantCode, tt.wantMsg...)
-			for _, pod := range pods[:tt.parked] {
-				assertStatus(t, e.outcome(pod), fwk.Unschedulable, "PodGroup ns/pg was rejected as a whole")
-			}
+			checkParked(t, e, tt.parked, tt.wantParked, "PodGroup ns/pg was rejected as a whole")
 			evs := e.gangRejections()
 			switch {
 			case tt.wantEvent == "" && len(evs) != 0:
@@ -425,18 +564,32 @@ func TestPostFilter(t *testing.T) {
 			case tt.wantEvent != "" && (len(evs) != 1 || !strings.HasPrefix(evs[0], tt.wantEvent)):
 				t.Errorf("events: got %q, want one starting %q", evs, tt.wantEvent)
 			}
+			_, _, backingOff := e.pl.groups.backingOff(testKey, e.clock.Now())
+			if want := tt.wantEvent != ""; backingOff != want {
+				t.Errorf("backing off: got %v, want %v", backingOff, want)
+			}
+			if got := e.pl.groups.size() > 0; got != tt.wantGroup {
+				t.Errorf("group tracked: got %v, want %v", got, tt.wantGroup)
+			}
+			// PostFilter never sets a requeue timer: the member waits for
+			// a cluster event that can make room.
+			if n := e.clock.Waiters(); n != 0 {
+				t.Errorf("requeue timers: got %d, want 0", n)
+			}
 		})
 	}
 }
 
 // TestPostFilterThroughFramework checks the framework stops at the
 // plugin's verdict for members (no preemption after it) and goes on for
-// other pods.
+// other pods and for members joining a running group.
 func TestPostFilterThroughFramework(t *testing.T) {
 	e := newTestEnv(t)
-	e.addPodGroups(makePG(testPG, 2))
+	e.addPodGroups(makePG(testPG, 2), makePG("running", 1))
 	pods := members(2, "1")
 	e.addPods(pods...)
+	e.addPods(member("r1", "running").Node("node1").Obj(), member("r2", "running").Obj())
+
 	_, s := e.fh.RunPostFilterPlugins(e.ctx, framework.NewCycleState(), pods[0], framework.NewDefaultNodeToStatus())
 	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "found no node")
 	if s.Plugin() != Name {
@@ -444,74 +597,16 @@ func TestPostFilterThroughFramework(t *testing.T) {
 	}
 	_, s = e.fh.RunPostFilterPlugins(e.ctx, framework.NewCycleState(), plain("p").Obj(), framework.NewDefaultNodeToStatus())
 	assertStatus(t, s, fwk.Unschedulable)
+	_, s = e.fh.RunPostFilterPlugins(e.ctx, framework.NewCycleState(), member("r2", "running").Obj(), framework.NewDefaultNodeToStatus())
+	assertStatus(t, s, fwk.Unschedulable)
 }
 
-// TestPostBind: once every member of an admitted group is bound the
-// tracker forgets the group.
-func TestPostBind(t *testing.T) {
-	tests := []struct {
-		name string
-		// rejectFirst fails one attempt (and waits out its backoff) before
-		// the group is admitted.
-		rejectFirst bool
-		// bind is how many of the three members get bound.
-		bind      int
-		wantSize  int
-		wantCount int
-	}{
-		{name: "all bound", bind: 3, wantSize: 0},
-		{name: "all bound after an earlier rejection", rejectFirst: true, bind: 3, wantSize: 0},
-		{name: "one still binding", bind: 2, wantSize: 1, wantCount: 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newTestEnv(t)
-			e.addPodGroups(makePG(testPG, 3))
-			pods := members(3, "1")
-			e.addPods(pods...)
-			if tt.rejectFirst {
-				e.park("node1", pods[0])
-				e.fh.GetWaitingPod(pods[0].UID).Reject("SomePlugin", "failed")
-				e.outcome(pods[0])
-				e.unreserve(e.ctx, pods[0], "node1")
-				e.clock.Step(5 * time.Second)
-			}
-			e.park("node1", pods[0], pods[1])
-			if s, _ := e.reserveAndPermit(pods[2], "node1"); !s.IsSuccess() {
-				t.Fatalf("quorum member: %v", s)
-			}
-			for _, pod := range pods[:tt.bind] {
-				e.postBind(pod, "node1")
-			}
-			if got := e.pl.groups.size(); got != tt.wantSize {
-				t.Errorf("tracked groups: got %d, want %d", got, tt.wantSize)
-			}
-			if got := e.pl.groups.reservedCount(testKey); got != tt.wantCount {
-				t.Errorf("reservations: got %d, want %d", got, tt.wantCount)
-			}
-			if !e.pl.groups.rejectedAt(testKey).IsZero() {
-				t.Errorf("rejectedAt not cleared by the admission")
-			}
-		})
-	}
-}
-
-// TestPostBindIgnoresOthers: PostBind of a pod outside any group tracks
-// nothing.
-func TestPostBindIgnoresOthers(t *testing.T) {
-	e := newTestEnv(t)
-	e.postBind(plain("p").Obj(), "node1")
-	if got := e.pl.groups.size(); got != 0 {
-		t.Errorf("tracked groups: got %d, want 0", got)
-	}
-}
-
-// TestPermitCountsRejectedReservations: once the group's attempt has failed,
-// the members it rejected still hold their reservations until their binding
-// cycles run Unreserve, which the scheduler does concurrently with the next
-// scheduling cycles. A sibling scheduled in that window must not count them
-// toward the quorum: it would be admitted alone while the rest of the group
-// is being released.
+// TestPermitCountsRejectedReservations (regression): once the group's
+// attempt has failed, the members it rejected still hold their reservations
+// until their binding cycles run Unreserve, which the scheduler does
+// concurrently with the next scheduling cycles. A sibling scheduled in that
+// window must not count them toward the quorum: it would be admitted alone
+// while the rest of the group is being released.
 func TestPermitCountsRejectedReservations(t *testing.T) {
 	e := newTestEnv(t)
 	e.addPodGroups(makePG(testPG, 3))
@@ -527,43 +622,144 @@ func TestPermitCountsRejectedReservations(t *testing.T) {
 	}
 	// Before their binding cycles unreserve them, m4's scheduling cycle runs.
 	_, s = e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[3], nodesWithCPU("4"))
-	if s.IsSuccess() {
-		t.Errorf("BUG: PreFilter let m4 start while its group's attempt was failing (no backoff, no fit check)")
-	}
+	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "backing off")
+	// Even past PreFilter (say the backoff is disabled), m4 waits alone.
 	s, _ = e.reserveAndPermit(pods[3], "node2")
-	if s.IsSuccess() {
-		t.Errorf("BUG: Permit admitted m4 alone, counting the reservations of rejected m1 and m2 toward quorum 3")
+	assertStatus(t, s, fwk.Wait, "waiting for quorum: 1/3")
+	// The released members' Unreserve neither counts nor rejects m4's
+	// attempt.
+	for _, pod := range pods[:2] {
+		e.unreserve(e.ctx, pod, "node1")
+	}
+	if !e.stillWaiting(pods[3]) {
+		t.Errorf("m4 no longer waits: %v", e.outcome(pods[3]))
+	}
+	if diff := cmp.Diff([]types.UID{"m4"}, reservedUIDs(e.pl.groups, testKey)); diff != "" {
+		t.Errorf("current attempt (-want +got):\n%s", diff)
 	}
 }
 
-// TestPermitAfterSiblingsBound: members that PostBind already forgot but
-// that the pod informer does not show as bound yet must still count.
+// TestPermitAfterSiblingsBound (regression): members that were admitted and
+// bound but that the pod cache does not show bound yet still count; they
+// stop being reservations only once the cache shows them on a node.
 func TestPermitAfterSiblingsBound(t *testing.T) {
 	e := newTestEnv(t)
 	e.addPodGroups(makePG(testPG, 2))
-	pods := members(3, "1")
+	pods := members(4, "1")
 	e.addPods(pods...)
 	e.park("node1", pods[0])
 	if s, _ := e.reserveAndPermit(pods[1], "node1"); !s.IsSuccess() {
 		t.Fatalf("quorum member: %v", s)
 	}
-	e.postBind(pods[0], "node1")
-	e.postBind(pods[1], "node1")
-	// The informer has not delivered the bound pods yet.
+	assertStatus(t, e.outcome(pods[0]), fwk.Success)
+	// m1 and m2 are bound; the informer has not delivered them yet.
+	admittedBefore := admissions(t)
 	s, _ := e.reserveAndPermit(pods[2], "node1")
+	assertStatus(t, s, fwk.Success)
+	if got := admissions(t) - admittedBefore; got != 1 {
+		t.Errorf("admissions: got %v, want 1 (the reservations still make the quorum)", got)
+	}
+	// The pod cache catches up with m1 only: m2 still counts as reserved.
+	e.informerBind(pods[0], "node1")
+	if diff := cmp.Diff([]types.UID{"m2", "m3"}, reservedUIDs(e.pl.groups, testKey)); diff != "" {
+		t.Errorf("reservations after m1 shows bound (-want +got):\n%s", diff)
+	}
+	// Then m2: the quorum is bound, and m4 joins it without an admission.
+	e.informerBind(pods[1], "node1")
+	admittedBefore = admissions(t)
+	s, _ = e.reserveAndPermit(pods[3], "node1")
+	assertStatus(t, s, fwk.Success)
+	if got := admissions(t) - admittedBefore; got != 0 {
+		t.Errorf("admissions: got %v, want 0 (m4 joins a running group)", got)
+	}
+	e.informerBind(pods[2], "node1")
+	e.informerBind(pods[3], "node1")
+	if n := e.pl.groups.size(); n != 0 {
+		t.Errorf("tracked groups once every member shows bound: got %d, want 0", n)
+	}
+}
+
+// TestPermitMemberOfRejectedAttempt: a member's Reserve and Permit run back
+// to back in its scheduling cycle, while a sibling's binding cycle may fail
+// at any moment. If the group is rejected between the two, the member's
+// reservation is released with the others (it counts for nothing) but it is
+// not waiting yet, so it is not turned away either.
+func TestPermitMemberOfRejectedAttempt(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 3))
+	pods := members(3, "1")
+	e.addPods(pods...)
+	e.park("node1", pods[0])
+	// m2's cycle: Reserve...
+	state := framework.NewCycleState()
+	p := assumed(pods[1], "node1")
+	if s := e.fh.RunReservePluginsReserve(e.ctx, state, p, "node1"); !s.IsSuccess() {
+		t.Fatalf("Reserve m2: %v", s)
+	}
+	// ...meanwhile m1's wait is rejected by another plugin: the group's
+	// attempt fails and m2's reservation is released with m1's.
+	e.rejectAtPermit(e.ctx, pods[0], "node1", "SomePlugin", "failed")
+	if diff := cmp.Diff([]types.UID{"m2"}, releasing(e.pl.groups, testKey)); diff != "" {
+		t.Fatalf("released members (-want +got):\n%s", diff)
+	}
+	// ...then m2's Permit.
+	_, s := e.fh.RunPermitPlugins(e.ctx, state, p, "node1")
+	if s.IsWait() {
+		t.Errorf("BUG (permit.go Permit): m2's reservation was released with its rejected group (tracker: releasing), yet Permit makes it wait (%q): it holds node1 for its whole timeout while counting for nothing, and its timeout's Unreserve is an echo that sets no requeue timer; Permit should turn away a member whose reservation is no longer part of the current attempt", s.Message())
+	}
+	if !e.pl.groups.waitingSince(testKey).IsZero() {
+		t.Errorf("BUG (permit.go Permit): the released member started a new attempt's wait (waitingSince %v) during the group's backoff", e.pl.groups.waitingSince(testKey))
+	}
+}
+
+// hookedIndexer runs hook once, the next time the plugin lists a group's
+// pods, to interleave another goroutine's work deterministically.
+type hookedIndexer struct {
+	cache.Indexer
+	mu   sync.Mutex
+	hook func()
+}
+
+func (h *hookedIndexer) ByIndex(name, key string) ([]any, error) {
+	h.mu.Lock()
+	hook := h.hook
+	h.hook = nil
+	h.mu.Unlock()
+	objs, err := h.Indexer.ByIndex(name, key)
+	if hook != nil {
+		hook()
+	}
+	return objs, err
+}
+
+// TestPermitAdmissionRacesRejection: Permit counts the group, then admits
+// it. A sibling's binding cycle can fail in between (its wait times out, or
+// another plugin rejects it) and reject the group, releasing every
+// reservation. The member whose Permit counted the stale reservations must
+// not be let through alone, and the rejection must stand.
+func TestPermitAdmissionRacesRejection(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 3))
+	pods := members(3, "1")
+	e.addPods(pods...)
+	e.park("node1", pods[0], pods[1])
+	hooked := &hookedIndexer{Indexer: e.pl.pods}
+	e.pl.pods = hooked
+	state := framework.NewCycleState()
+	p := assumed(pods[2], "node1")
+	if s := e.fh.RunReservePluginsReserve(e.ctx, state, p, "node1"); !s.IsSuccess() {
+		t.Fatalf("Reserve m3: %v", s)
+	}
+	// m1's wait is rejected while m3's Permit counts the group.
+	hooked.mu.Lock()
+	hooked.hook = func() { e.rejectAtPermit(e.ctx, pods[0], "node1", "SomePlugin", "failed") }
+	hooked.mu.Unlock()
+	_, s := e.fh.RunPermitPlugins(e.ctx, state, p, "node1")
+	assertStatus(t, e.outcome(pods[1]), fwk.Unschedulable, "rejected as a whole")
 	if s.IsSuccess() {
-		return
+		t.Errorf("BUG (permit.go Permit/allowGroup, groups.go admitted): m3 was let through alone: Permit counted m1, m2, m3 as placed, m1's Unreserve then rejected the group (m2 rejected, every reservation released), and allowGroup admitted anyway; admission must check, under the tracker's lock, that the counted reservations are still the current attempt's")
 	}
-	t.Errorf("BUG: extra member after a bound quorum got %v %q, want Success: PostBind dropped the reservations before the informer shows NodeName, so the quorum is not counted and the member waits out its whole timeout", s.Code(), s.Message())
-	// Once the informer catches up, the member passes on its next try.
-	for _, pod := range pods[:2] {
-		e.updatePod(assumed(pod, "node1"))
-	}
-	e.fh.GetWaitingPod(pods[2].UID).Reject("test", "retry")
-	e.outcome(pods[2])
-	e.unreserve(e.ctx, pods[2], "node1")
-	e.clock.Step(time.Minute)
-	if s, _ := e.pl.Permit(e.ctx, framework.NewCycleState(), assumed(pods[2], "node1"), "node1"); !s.IsSuccess() {
-		t.Errorf("with the informer caught up: got %v %q, want Success", s.Code(), s.Message())
+	if _, _, ok := e.pl.groups.backingOff(testKey, e.clock.Now()); !ok {
+		t.Errorf("BUG (groups.go admitted): the stale admission erased the rejection's backoff")
 	}
 }

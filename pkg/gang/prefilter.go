@@ -3,6 +3,7 @@ package gang
 import (
 	"context"
 	"fmt"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -19,36 +20,54 @@ import (
 // The fit check runs once per group attempt, for the first member only: the
 // members after it follow while the group holds reservations, and checking
 // again would cost a pass over the nodes per member.
-func (pl *CoschedGang) PreFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	key, pg := pl.podGroupOf(pod)
 	if key == "" {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
-	if pg == nil {
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key))
+	status := pl.preFilterMember(ctx, key, pg, pod, nodes)
+	if !status.IsSuccess() {
+		// PostFilter runs after a PreFilter rejection too; it must know the
+		// group's fate is already settled.
+		state.Write(preFilterRejectedKey, preFilterRejected{})
 	}
-	now := pl.clock.Now()
-	if reason, left, ok := pl.groups.backingOff(key, now); ok && pl.groups.reservedCount(key) == 0 {
-		pl.activateAfterBackoff(ctx, key)
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
-			fmt.Sprintf("PodGroup %s is backing off for %s after it was rejected: %s", key, left.Round(100_000_000), reason))
+	return nil, status
+}
+
+func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
+	if pg == nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key))
 	}
 	attemptStart := pl.groups.reservedCount(key) == 0
+	if reason, left, ok := pl.groups.backingOff(key, pl.clock.Now()); ok && attemptStart {
+		// The members that woke during the backoff come back when it ends.
+		pl.activateAfterBackoff(key)
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
+			fmt.Sprintf("PodGroup %s is backing off for %s after it was rejected: %s", key, left.Round(100*time.Millisecond), reason))
+	}
 	c := pl.countMembers(key, pod, attemptStart)
 	quorum := podgroup.MinMember(pg)
 	if c.live < quorum {
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("waiting for quorum: %d/%d pods of PodGroup %s exist", c.live, quorum, key))
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("waiting for quorum: %d/%d pods of PodGroup %s exist", c.live, quorum, key))
 	}
 	if !attemptStart {
-		return nil, nil
+		return nil
 	}
 	if msg := pl.groupDoesNotFit(pg, c, nodes); msg != "" {
-		pl.rejectGroup(ctx, key, pg, "", "no_fit", msg, false)
+		pl.rejectGroup(key, pg, "no_fit", msg, false)
 		klog.FromContext(ctx).V(3).Info("Pod group does not fit", "podGroup", key, "why", msg)
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg))
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg))
 	}
-	return nil, nil
+	return nil
 }
+
+// preFilterRejectedKey marks, in a cycle's state, a member this plugin's
+// PreFilter turned away.
+const preFilterRejectedKey fwk.StateKey = Name + "/prefilter-rejected"
+
+type preFilterRejected struct{}
+
+func (preFilterRejected) Clone() fwk.StateData { return preFilterRejected{} }
 
 // PreFilterExtensions is nil: the plugin keeps no per-node state to update.
 func (pl *CoschedGang) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
@@ -60,7 +79,8 @@ func (pl *CoschedGang) PreFilterExtensions() fwk.PreFilterExtensions { return ni
 func (pl *CoschedGang) groupDoesNotFit(pg *schedv1alpha1.PodGroup, c memberCounts, nodes []fwk.NodeInfo) string {
 	quorum := podgroup.MinMember(pg)
 	need := quorum - c.placed
-	if need <= 0 && len(pg.Spec.MinResources) == 0 {
+	if need <= 0 {
+		// The quorum is placed: later members join a group that runs.
 		return ""
 	}
 	free := make([]capacity.Node, len(nodes))
@@ -81,9 +101,6 @@ func (pl *CoschedGang) groupDoesNotFit(pg *schedv1alpha1.PodGroup, c memberCount
 			return fmt.Sprintf("minResources needs %s %s, the cluster has %s free", missing,
 				capacity.Format(missing, want.Get(missing)), capacity.Format(missing, have.Get(missing)))
 		}
-	}
-	if need <= 0 {
-		return ""
 	}
 	if len(c.pending) < need {
 		// Quorum counted members that are placed or being deleted; the rest

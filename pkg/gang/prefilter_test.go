@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -146,9 +147,27 @@ func TestPreFilter(t *testing.T) {
 			wantCode: fwk.Success,
 		},
 		{
-			name: "minResources with the quorum already bound",
+			name: "minResources no longer gates members once the quorum is bound",
 			podGroups: []*schedv1alpha1.PodGroup{
 				makePG(testPG, 1, withMinResources(map[v1.ResourceName]string{v1.ResourceMemory: "64Gi"})),
+			},
+			informer: []*v1.Pod{cpu("m1", "1"), bound("m2", "1", "node9")},
+			pod:      cpu("m1", "1"),
+			nodes:    nodesWithCPU("2"),
+			wantCode: fwk.Success,
+		},
+		{
+			name:      "a member joining a bound quorum is not packed",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
+			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"), bound("m3", "1", "node9"), bound("m4", "1", "node9")},
+			pod:       cpu("m1", "1"),
+			nodes:     nodesWithCPU("100m"),
+			wantCode:  fwk.Success,
+		},
+		{
+			name: "minResources still gates a group short of its quorum",
+			podGroups: []*schedv1alpha1.PodGroup{
+				makePG(testPG, 2, withMinResources(map[v1.ResourceName]string{v1.ResourceMemory: "64Gi"})),
 			},
 			informer:   []*v1.Pod{cpu("m1", "1"), bound("m2", "1", "node9")},
 			pod:        cpu("m1", "1"),
@@ -156,6 +175,17 @@ func TestPreFilter(t *testing.T) {
 			wantCode:   fwk.UnschedulableAndUnresolvable,
 			wantMsg:    []string{"minResources needs memory 64Gi, the cluster has 8Gi free"},
 			wantEvents: []string{"Warning GangRejected minResources needs memory 64Gi"},
+		},
+		{
+			name:      "members being deleted count neither as pods nor as placed",
+			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
+			informer: []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"),
+				member("m3", testPG).Req(map[v1.ResourceName]string{v1.ResourceCPU: "1"}).Node("node9").Terminating().Obj()},
+			pod:        cpu("m1", "1"),
+			nodes:      nodesWithCPU("1"),
+			wantCode:   fwk.UnschedulableAndUnresolvable,
+			wantMsg:    []string{"1/2 members fit (0 placed, 1 more fit of 2 needed)"},
+			wantEvents: []string{"Warning GangRejected 1/2 members fit"},
 		},
 		{
 			name:      "no check while the group holds reservations",
@@ -185,11 +215,22 @@ func TestPreFilter(t *testing.T) {
 			for _, name := range tt.reserved {
 				e.pl.groups.reserve(testKey, typesUID(name), "node9")
 			}
-			res, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), tt.pod, tt.nodes)
+			state := framework.NewCycleState()
+			res, s := e.pl.PreFilter(e.ctx, state, tt.pod, tt.nodes)
 			if res != nil {
 				t.Errorf("PreFilterResult: got %v, want nil (all nodes)", res)
 			}
 			assertStatus(t, s, tt.wantCode, tt.wantMsg...)
+			// A rejection leaves its marker for PostFilter; a pass or a
+			// skip does not.
+			_, err := state.Read(preFilterRejectedKey)
+			if marked, want := err == nil, s.IsRejected(); marked != want {
+				t.Errorf("rejection marker in the cycle state: got %v, want %v", marked, want)
+			}
+			// PreFilter never sets a requeue timer unless the group backs off.
+			if n := e.clock.Waiters(); n != 0 {
+				t.Errorf("requeue timers: got %d, want 0", n)
+			}
 			evs := e.gangRejections()
 			if len(evs) != len(tt.wantEvents) {
 				t.Fatalf("events: got %q, want %d matching %q", evs, len(tt.wantEvents), tt.wantEvents)
@@ -231,6 +272,10 @@ func TestPreFilterBackoff(t *testing.T) {
 		wantMsg  []string
 		// wantEvents is how many GangRejected events the call records.
 		wantEvents int
+		// wantActivated are the activations the clock step fired.
+		wantActivated [][]string
+		// wantTimers is how many requeue timers are set after the call.
+		wantTimers int
 	}{
 		{
 			name:     "sibling right after is turned away without a check",
@@ -238,6 +283,8 @@ func TestPreFilterBackoff(t *testing.T) {
 			nodes:    bigEnough,
 			wantCode: fwk.UnschedulableAndUnresolvable,
 			wantMsg:  []string{"PodGroup ns/pg is backing off for 5s after it was rejected: 0/2 members fit"},
+			// It will be requeued when the backoff ends.
+			wantTimers: 1,
 		},
 		{
 			name:     "still backing off, with the time left",
@@ -246,6 +293,8 @@ func TestPreFilterBackoff(t *testing.T) {
 			nodes:    bigEnough,
 			wantCode: fwk.UnschedulableAndUnresolvable,
 			wantMsg:  []string{"backing off for 2s"},
+			// One timer per backoff, however many members are turned away.
+			wantTimers: 1,
 		},
 		{
 			name:       "backoff over: the check runs again and fails again",
@@ -255,6 +304,8 @@ func TestPreFilterBackoff(t *testing.T) {
 			wantCode:   fwk.UnschedulableAndUnresolvable,
 			wantMsg:    []string{"cannot fit as a whole"},
 			wantEvents: 1,
+			// The step to the backoff's end fired the timer.
+			wantActivated: [][]string{{"ns/m1", "ns/m2"}},
 		},
 		{
 			name:     "backing off again after the second rejection",
@@ -263,6 +314,8 @@ func TestPreFilterBackoff(t *testing.T) {
 			nodes:    bigEnough,
 			wantCode: fwk.UnschedulableAndUnresolvable,
 			wantMsg:  []string{"backing off for 100ms"},
+			// A new backoff, a new timer.
+			wantTimers: 1,
 		},
 		{
 			name:     "second backoff over: the group fits now",
@@ -270,6 +323,8 @@ func TestPreFilterBackoff(t *testing.T) {
 			pod:      pods[0],
 			nodes:    bigEnough,
 			wantCode: fwk.Success,
+			// The step fired the second backoff's timer.
+			wantActivated: [][]string{{"ns/m1", "ns/m2"}},
 		},
 	}
 	for _, step := range steps {
@@ -285,6 +340,12 @@ func TestPreFilterBackoff(t *testing.T) {
 		}
 		if evs := e.gangRejections(); len(evs) != step.wantEvents {
 			t.Errorf("%s: got events %q, want %d GangRejected", step.name, evs, step.wantEvents)
+		}
+		if diff := cmp.Diff(step.wantActivated, e.activator.take()); diff != "" {
+			t.Errorf("%s: activations (-want +got):\n%s", step.name, diff)
+		}
+		if n := e.clock.Waiters(); n != step.wantTimers {
+			t.Errorf("%s: requeue timers: got %d, want %d", step.name, n, step.wantTimers)
 		}
 	}
 	if got := e.pl.groups.rejectedAt(testKey); !got.Equal(baseTime.Add(5 * time.Second)) {
@@ -312,7 +373,7 @@ func TestPreFilterBackoffIgnoredWhileReserved(t *testing.T) {
 	e.addPodGroups(makePG(testPG, 2))
 	pods := members(2, "1")
 	e.addPods(pods...)
-	e.pl.groups.reject(testKey, "", "earlier failure", baseTime, time.Minute)
+	e.pl.groups.reject(testKey, "earlier failure", baseTime, time.Minute)
 	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[1], nodesWithCPU("1", "1"))
 	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "backing off for 1m0s after it was rejected: earlier failure")
 	e.pl.groups.reserve(testKey, pods[0].UID, "node1")
@@ -320,42 +381,53 @@ func TestPreFilterBackoffIgnoredWhileReserved(t *testing.T) {
 	assertStatus(t, s, fwk.Success)
 }
 
-// TestPreFilterRejectionThenPostFilter runs what the scheduler runs when
-// PreFilter rejects a member: the scheduler treats the rejection as "no node
-// fits" and runs PostFilter for the same pod. The group's attempt failed
-// once, so it should be reported once, and members turned away during the
-// backoff should neither report again nor extend the backoff.
+// TestPreFilterRejectionThenPostFilter (regression) runs what the scheduler
+// runs when PreFilter rejects a member: the scheduler treats the rejection as
+// "no node fits" and runs PostFilter for the same pod, with the same cycle
+// state. The group's attempt failed once, so it is reported once, and
+// members turned away during the backoff neither report again nor extend
+// the backoff nor replace its reason.
 func TestPreFilterRejectionThenPostFilter(t *testing.T) {
 	e := newTestEnv(t)
 	e.addPodGroups(makePG(testPG, 3))
 	pods := members(3, "1")
 	e.addPods(pods...)
 	tooSmall := nodesWithCPU("750m", "750m", "750m")
+	rejectionsBefore := rejections(t, "no_fit") + rejections(t, "member_unschedulable")
 
-	// The first member: PreFilter finds the group cannot fit, then the
-	// scheduler runs PostFilter.
-	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[0], tooSmall)
-	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "cannot fit as a whole")
-	_, _ = e.pl.PostFilter(e.ctx, framework.NewCycleState(), pods[0], framework.NewDefaultNodeToStatus())
+	cycle := func(pod *v1.Pod, wantMsg string) {
+		t.Helper()
+		state := framework.NewCycleState()
+		_, s := e.pl.PreFilter(e.ctx, state, pod, tooSmall)
+		assertStatus(t, s, fwk.UnschedulableAndUnresolvable, wantMsg)
+		_, s = e.fh.RunPostFilterPlugins(e.ctx, state, pod, framework.NewDefaultNodeToStatus())
+		assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "PodGroup ns/pg was turned away before filtering")
+	}
+	// The first member: PreFilter finds the group cannot fit.
+	cycle(pods[0], "cannot fit as a whole")
 	// Its siblings come next in the queue and are turned away by the backoff.
 	e.clock.Step(time.Second)
 	for _, pod := range pods[1:] {
-		_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pod, tooSmall)
-		assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "backing off")
-		_, _ = e.pl.PostFilter(e.ctx, framework.NewCycleState(), pod, framework.NewDefaultNodeToStatus())
+		cycle(pod, "backing off")
 	}
 
 	if evs := e.gangRejections(); len(evs) != 1 {
-		t.Errorf("BUG: one failed attempt recorded %d GangRejected events, want 1:\n%s", len(evs), strings.Join(evs, "\n"))
+		t.Errorf("one failed attempt recorded %d GangRejected events, want 1:\n%s", len(evs), strings.Join(evs, "\n"))
+	}
+	if got := rejections(t, "no_fit") + rejections(t, "member_unschedulable") - rejectionsBefore; got != 1 {
+		t.Errorf("rejections counted: got %v, want 1", got)
 	}
 	reason, left, ok := e.pl.groups.backingOff(testKey, e.clock.Now())
 	if !ok {
 		t.Fatal("group not backing off")
 	}
 	if left != 4*time.Second {
-		t.Errorf("BUG: backoff left 1s after the rejection: got %v, want 4s (members turned away must not extend it)", left)
+		t.Errorf("backoff left 1s after the rejection: got %v, want 4s (members turned away must not extend it)", left)
 	}
 	if !strings.Contains(reason, "members fit") {
-		t.Errorf("BUG: backoff reason %q lost the fit shortfall PreFilter found", reason)
+		t.Errorf("backoff reason %q lost the fit shortfall PreFilter found", reason)
+	}
+	if got := e.pl.groups.rejectedAt(testKey); !got.Equal(baseTime) {
+		t.Errorf("rejectedAt: got %v, want %v", got, baseTime)
 	}
 }

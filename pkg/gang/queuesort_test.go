@@ -120,7 +120,7 @@ func TestLess(t *testing.T) {
 			e := newTestEnv(t)
 			e.addPodGroups(makePG("old", 2), makePG("new", 2, createdAt(at(10))))
 			for key, when := range tt.rejected {
-				e.pl.groups.reject(key, "", "test", when, time.Second)
+				e.pl.groups.reject(key, "test", when, time.Second)
 			}
 			if got := e.pl.Less(queued(t, tt.a, tt.aTS), queued(t, tt.b, tt.bTS)); got != tt.want {
 				t.Errorf("Less(a, b) = %v, want %v", got, tt.want)

@@ -2,15 +2,36 @@ package gang
 
 import (
 	"context"
+	"fmt"
 
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	schedv1alpha1informers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/apis/config"
+	"github.com/cosched/cosched/pkg/podgroupstatus"
 )
 
-// startStatusWriter is filled in once the podgroupstatus package lands.
+// startStatusWriter runs the PodGroup status writer inside the scheduler
+// process, under its own Lease, so that users need no second deployment and
+// only one replica writes. It watches member pods of every phase (the
+// scheduler's own pod cache drops finished pods, which status must count).
 func startStatusWriter(ctx context.Context, handle fwk.Handle, client versioned.Interface, pgInformer schedv1alpha1informers.PodGroupInformer, args *config.CoschedGangArgs) error {
+	podFactory := podgroupstatus.NewMemberPodInformerFactory(handle.ClientSet(), 0)
+	ctrl, err := podgroupstatus.NewController(handle.ClientSet(), client, pgInformer, podFactory.Core().V1().Pods(), handle.EventRecorder())
+	if err != nil {
+		return fmt.Errorf("building the PodGroup status writer: %w", err)
+	}
+	podFactory.Start(ctx.Done())
+	go func() {
+		err := ctrl.RunWithLeaderElection(ctx, podgroupstatus.LeaderElection{
+			Client:    handle.ClientSet(),
+			Namespace: args.StatusLeaseNamespace,
+		})
+		if err != nil {
+			klog.FromContext(ctx).Error(err, "PodGroup status writer stopped")
+		}
+	}()
 	return nil
 }

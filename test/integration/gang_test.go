@@ -101,9 +101,9 @@ func TestGangScheduling(t *testing.T) {
 		})
 		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "slow", 3), 2))
 		pods := s.members("slow", 3, "1", "1Gi")
-		// The third member belongs to another scheduler, so it never gets a
-		// place from cosched: the other two wait until the timeout.
-		pods[2].Spec.SchedulerName = "another-scheduler"
+		// The third member is held back by a scheduling gate (as a queueing
+		// system would hold it), so the other two wait until the timeout.
+		gate(pods[2])
 		names := s.createPods(pods...)
 		s.expectEvent("slow", "timed out after 2s waiting for quorum", bindTimeout)
 		s.expectNoneBound(names, time.Second)
@@ -119,7 +119,7 @@ func TestGangScheduling(t *testing.T) {
 		})
 		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 300))
 		pods := s.members("job", 3, "1", "1Gi")
-		pods[2].Spec.SchedulerName = "another-scheduler"
+		gate(pods[2])
 		names := s.createPods(pods...)
 		s.expectNoneBound(names, 2*time.Second)
 		start := time.Now()
@@ -183,4 +183,9 @@ func (c *cluster) newStoppedScenario(t *testing.T, ns []*v1.Node) *scenario {
 	s.stop()
 	s.stop = func() {}
 	return s
+}
+
+// gate holds a pod back from scheduling until the gate is removed.
+func gate(pod *v1.Pod) {
+	pod.Spec.SchedulingGates = []v1.PodSchedulingGate{{Name: "example.com/hold"}}
 }

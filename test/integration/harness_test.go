@@ -11,10 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/kubernetes/pkg/scheduler"
-	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	"k8s.io/client-go/rest"
 	kubeapiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
+	"k8s.io/kubernetes/pkg/scheduler"
+	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	"k8s.io/kubernetes/test/integration/framework"
 	testutils "k8s.io/kubernetes/test/integration/util"
 	"k8s.io/kubernetes/test/utils/ktesting"
@@ -38,15 +38,15 @@ type cluster struct {
 // startCluster starts the full kube-apiserver chain (with the extensions
 // server, which serves CRDs) on the shared test etcd, installs the PodGroup
 // CRD and the priority classes the tests use.
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T, extraFlags ...string) *cluster {
 	t.Helper()
-	server := kubeapiservertesting.StartTestServerOrDie(t, nil, []string{
+	server := kubeapiservertesting.StartTestServerOrDie(t, nil, append([]string{
 		// No controller manager runs here: no default service account ever
 		// appears, and nothing would lift the not-ready taint that
 		// TaintNodesByCondition puts on new nodes.
 		"--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
 		"--authorization-mode=RBAC",
-	}, framework.SharedEtcd())
+	}, extraFlags...), framework.SharedEtcd())
 	t.Cleanup(server.TearDownFn)
 	cfg := rest.CopyConfig(server.ClientConfig)
 	cfg.QPS, cfg.Burst = 500, 1000

@@ -1,0 +1,49 @@
+# cosched: gang scheduling for Kubernetes as a kube-scheduler build.
+#
+# Every go command uses -trimpath so that the scheduler, the tools it needs
+# (etcd, kube-apiserver, ...) and the tests share one build cache.
+
+SHELL := /usr/bin/env bash
+GO ?= go
+GOBUILD := $(GO) build -trimpath
+GOTEST := $(GO) test -trimpath
+
+# Tools that hack/ builds land here; tests find etcd on PATH.
+export PATH := $(CURDIR)/_output/bin:$(PATH)
+# The integration framework reuses any etcd already listening on this URL
+# and starts its own otherwise; a port nothing else uses keeps it from
+# borrowing a stray etcd on the default 2379.
+export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
+
+.PHONY: all build test test-unit test-integration verify etcd clean
+
+all: build
+
+## build: compile the scheduler into bin/cosched
+build:
+	$(GOBUILD) -o bin/cosched ./cmd/cosched
+
+## test: what CI runs: static checks, unit tests, integration tests against a real API server
+test: verify test-unit test-integration
+
+## test-unit: fast, table-driven tests of every package
+test-unit:
+	$(GOTEST) -count=1 ./pkg/... ./cmd/...
+
+## test-integration: the scheduler against an in-process kube-apiserver and a real etcd
+test-integration: etcd build
+	COSCHED_BIN=$(CURDIR)/bin/cosched $(GOTEST) -count=1 -timeout 30m ./test/integration/...
+
+## verify: formatting, vet, generated CRD and ConfigMap up to date
+verify:
+	@unformatted=$$(gofmt -l cmd pkg test hack); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet -trimpath ./...
+	hack/verify-crds.sh
+	hack/verify-manifests.sh
+
+## etcd: build the etcd server the tests use (skipped when present)
+etcd:
+	hack/build-etcd.sh
+
+clean:
+	rm -rf bin _output
