@@ -157,10 +157,15 @@ func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangA
 // Name returns the plugin's name.
 func (pl *CoschedGang) Name() string { return Name }
 
-// SignPod keeps the scheduler's opportunistic batching on: this plugin never
-// makes one node more or less feasible than another, so it adds nothing to a
-// pod's signature.
-func (pl *CoschedGang) SignPod(context.Context, *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+// SignPod keeps the scheduler's opportunistic batching on for plain pods and
+// gangs without a topology: for them this plugin never makes one node more
+// or less feasible than another, so it adds nothing to the signature. Members
+// of atomically placed groups each follow their own plan, so no cached
+// result of another pod may stand in for theirs.
+func (pl *CoschedGang) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
+	if _, pg := pl.podGroupOf(pod); pl.topologyKeyOf(pg, pod) != "" {
+		return nil, fwk.NewStatus(fwk.Unschedulable, "members of atomically placed groups follow their own plan")
+	}
 	return nil, nil
 }
 

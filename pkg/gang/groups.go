@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/cosched/cosched/pkg/placement"
 )
 
 // groupState is what the plugin remembers about one group between
@@ -32,6 +34,9 @@ type groupState struct {
 	// lastReason says why the group was last rejected, for the message
 	// members get while the group backs off.
 	lastReason string
+	// plan is where the current attempt places its members (atomic
+	// placement only); it ends with the attempt.
+	plan *placement.Plan
 	// activationPending is set while a timer will requeue the group's
 	// members at the end of its backoff.
 	activationPending bool
@@ -62,7 +67,7 @@ func (t *groupTracker) getOrCreateLocked(key string) *groupState {
 // remember, so the map only holds groups in flight or recently rejected.
 func (t *groupTracker) dropIfIdleLocked(key string) {
 	if g, ok := t.groups[key]; ok && len(g.reserved) == 0 && len(g.releasing) == 0 &&
-		g.rejectedAt.IsZero() && !g.activationPending {
+		g.rejectedAt.IsZero() && !g.activationPending && g.plan == nil {
 		delete(t.groups, key)
 	}
 }
@@ -74,6 +79,23 @@ func (t *groupTracker) reserve(key string, uid types.UID, node string) {
 	g := t.getOrCreateLocked(key)
 	delete(g.releasing, uid)
 	g.reserved[uid] = node
+}
+
+// setPlan stores the current attempt's plan.
+func (t *groupTracker) setPlan(key string, plan *placement.Plan) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.getOrCreateLocked(key).plan = plan
+}
+
+// planOf returns the current attempt's plan, nil if none.
+func (t *groupTracker) planOf(key string) *placement.Plan {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[key]; ok {
+		return g.plan
+	}
+	return nil
 }
 
 // reservedMembers returns a copy of the current attempt's reservations.
@@ -139,6 +161,7 @@ func (t *groupTracker) admitted(key string, now time.Time) time.Duration {
 		waited = now.Sub(g.waitingSince)
 	}
 	g.waitingSince = time.Time{}
+	g.plan = nil
 	g.rejectedAt, g.backoffUntil, g.lastReason = time.Time{}, time.Time{}, ""
 	t.dropIfIdleLocked(key)
 	return waited
@@ -185,6 +208,7 @@ func (t *groupTracker) reject(key string, reason string, now time.Time, backoff 
 		g.releasing[uid] = true
 	}
 	clear(g.reserved)
+	g.plan = nil
 	if !r.report {
 		return r
 	}

@@ -142,6 +142,15 @@ func (pl *CoschedGang) PostFilter(_ context.Context, state fwk.CycleState, pod *
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
 	cause := fmt.Sprintf("%d/%d members placed; member %s/%s found no node", c.placed, quorum, pod.Namespace, pod.Name)
-	pl.rejectGroup(key, pg, "member_unschedulable", cause, false)
+	reason, retry := "member_unschedulable", false
+	if plan := pl.groups.planOf(key); plan != nil {
+		if node, ok := plan.Nodes[string(pod.UID)]; ok {
+			// The cluster changed since planning: plan again soon.
+			cause = fmt.Sprintf("%d/%d members placed; member %s/%s no longer fits its planned node %s, so the plan is dropped",
+				c.placed, quorum, pod.Namespace, pod.Name, node)
+			reason, retry = "plan_stale", true
+		}
+	}
+	pl.rejectGroup(key, pg, reason, cause, retry)
 	return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, cause))
 }

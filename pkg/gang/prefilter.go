@@ -10,7 +10,10 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	"k8s.io/apimachinery/pkg/util/sets"
+
 	"github.com/cosched/cosched/pkg/capacity"
+	"github.com/cosched/cosched/pkg/placement"
 	"github.com/cosched/cosched/pkg/podgroup"
 )
 
@@ -25,13 +28,30 @@ func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 	if key == "" {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
+	if _, err := state.Read(simulationKey); err == nil {
+		// The planner runs PreFilter for a member; the group is its business.
+		return nil, nil
+	}
 	status := pl.preFilterMember(ctx, key, pg, pod, nodes)
 	if !status.IsSuccess() {
 		// PostFilter runs after a PreFilter rejection too; it must know the
 		// group's fate is already settled.
 		state.Write(preFilterRejectedKey, preFilterRejected{})
+		return nil, status
 	}
-	return nil, status
+	return planResult(pl.groups.planOf(key), pod), nil
+}
+
+// planResult narrows a member of a planned group to its planned node, or to
+// the planned domain for a member the plan did not cover.
+func planResult(plan *placement.Plan, pod *v1.Pod) *fwk.PreFilterResult {
+	if plan == nil {
+		return nil
+	}
+	if node, ok := plan.Nodes[string(pod.UID)]; ok {
+		return &fwk.PreFilterResult{NodeNames: sets.New(node)}
+	}
+	return &fwk.PreFilterResult{NodeNames: sets.New(plan.DomainNodes...)}
 }
 
 func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
@@ -53,7 +73,7 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 	if !attemptStart {
 		return nil
 	}
-	if msg := pl.groupDoesNotFit(pg, c, nodes); msg != "" {
+	if msg := pl.groupDoesNotFit(ctx, pg, c, nodes); msg != "" {
 		pl.rejectGroup(key, pg, "no_fit", msg, false)
 		klog.FromContext(ctx).V(3).Info("Pod group does not fit", "podGroup", key, "why", msg)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg))
@@ -76,7 +96,11 @@ func (pl *CoschedGang) PreFilterExtensions() fwk.PreFilterExtensions { return ni
 // get a place, or "" when they can. It checks minResources against the
 // cluster's free total (what scheduler-plugins users rely on), then packs the
 // pending members into the nodes' free room one node at a time.
-func (pl *CoschedGang) groupDoesNotFit(pg *schedv1alpha1.PodGroup, c memberCounts, nodes []fwk.NodeInfo) string {
+//
+// A group that must share a topology domain is planned instead of packed:
+// the plan is stricter (real Filter plugins, one domain) and is kept for the
+// members that follow.
+func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.PodGroup, c memberCounts, nodes []fwk.NodeInfo) string {
 	quorum := podgroup.MinMember(pg)
 	need := quorum - c.placed
 	if need <= 0 {
@@ -106,6 +130,16 @@ func (pl *CoschedGang) groupDoesNotFit(pg *schedv1alpha1.PodGroup, c memberCount
 		// Quorum counted members that are placed or being deleted; the rest
 		// arrive as they are created.
 		return ""
+	}
+	if len(c.pending) > 0 {
+		if topologyKey := pl.topologyKeyOf(pg, c.pending[0]); topologyKey != "" {
+			plan, why := pl.planGroup(ctx, topologyKey, need, c.pending, nodes)
+			if plan == nil {
+				return fmt.Sprintf("no %s", why)
+			}
+			pl.groups.setPlan(podgroup.Key(pg.Namespace, pg.Name), plan)
+			return ""
+		}
 	}
 	requests := make([]capacity.Vector, len(c.pending))
 	for i, pod := range c.pending {

@@ -4,9 +4,12 @@
 package podgroup
 
 import (
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 )
@@ -20,6 +23,12 @@ const (
 	// IndexName is the pod-informer index that maps a group key to the
 	// group's pods.
 	IndexName = "cosched.dev/pod-group"
+
+	// TopologyKeyAnnotation on a PodGroup names the node label whose value
+	// the whole group must share (kubernetes.io/hostname: one node;
+	// topology.kubernetes.io/zone: one zone). The group is then placed
+	// atomically into one such domain.
+	TopologyKeyAnnotation = "cosched.dev/topology-key"
 
 	// EventResource is how the scheduler's event machinery names PodGroup
 	// events (<plural>.<version>.<group>); it watches them with a dynamic
@@ -60,6 +69,39 @@ func ScheduleTimeout(pg *schedv1alpha1.PodGroup, def, limit time.Duration) time.
 		d = time.Duration(*s) * time.Second
 	}
 	return min(d, limit)
+}
+
+// TopologyKey returns the label key whose value the group's members must
+// share, or "" when they need not share any. The PodGroup's annotation
+// wins; otherwise a required pod affinity of member to its own group (the
+// way users ask for co-location today) names it.
+func TopologyKey(pg *schedv1alpha1.PodGroup, member *v1.Pod) string {
+	if key, ok := pg.Annotations[TopologyKeyAnnotation]; ok {
+		if key == "" {
+			return v1.LabelHostname
+		}
+		return key
+	}
+	if member == nil || member.Spec.Affinity == nil || member.Spec.Affinity.PodAffinity == nil {
+		return ""
+	}
+	own := labels.Set{Label: pg.Name}
+	for _, term := range member.Spec.Affinity.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+		if term.TopologyKey == "" || term.NamespaceSelector != nil {
+			continue
+		}
+		if len(term.Namespaces) > 0 && !slices.Contains(term.Namespaces, member.Namespace) {
+			continue
+		}
+		selector, err := metav1.LabelSelectorAsSelector(term.LabelSelector)
+		if err != nil || selector.Empty() {
+			continue
+		}
+		if selector.Matches(own) {
+			return term.TopologyKey
+		}
+	}
+	return ""
 }
 
 // IndexByGroup is a cache.IndexFunc that keys pods by their group.

@@ -197,6 +197,23 @@ func (s *scenario) expectNoneBound(names []string, during time.Duration) {
 	}
 }
 
+// expectNeverPartial watches a group for the whole duration and fails if
+// some but not all of its members are bound at any moment.
+func (s *scenario) expectNeverPartial(names []string, during time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(during)
+	for time.Now().Before(deadline) {
+		nodes, err := testutil.BoundNodes(s.ctx, s.cs, s.ns, names)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if n := testutil.CountBound(nodes); n > 0 && n < len(names) {
+			s.t.Fatalf("group partially bound: %s", testutil.Describe(nodes))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // expectEvent waits for an event on the PodGroup whose "Reason: note"
 // contains want.
 func (s *scenario) expectEvent(group, want string, timeout time.Duration) {
