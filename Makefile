@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: all build test test-unit test-integration verify etcd clean
+.PHONY: all build test test-unit test-integration verify etcd clean compare
 
 all: build
 
@@ -47,3 +47,12 @@ etcd:
 
 clean:
 	rm -rf bin _output
+
+## compare: pod-atomic vs member-by-member placement on the same workloads, against a real API server
+COMPARE_SCALE ?= 2
+compare: etcd
+	@mkdir -p _output
+	COSCHED_COMPARE_SCALE=$(COMPARE_SCALE) COSCHED_COMPARE_OUT=$(CURDIR)/_output/compare.md \
+		$(GOTEST) -count=1 -timeout 30m -run 'TestCompareStrategies$$' ./test/integration/ > _output/compare.log 2>&1 \
+		|| { tail -50 _output/compare.log; exit 1; }
+	@cat _output/compare.md

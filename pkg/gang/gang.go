@@ -31,6 +31,7 @@ import (
 	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/apis/config"
+	"github.com/cosched/cosched/pkg/capacity"
 	"github.com/cosched/cosched/pkg/podgroup"
 )
 
@@ -258,6 +259,7 @@ func (pl *CoschedGang) rejectWaiting(uids []types.UID, msg string) int {
 func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, reason, cause string, retryAfterBackoff bool) {
 	r := pl.groups.reject(key, cause, pl.clock.Now(), pl.backoff())
 	released := pl.rejectWaiting(r.released, fmt.Sprintf("PodGroup %s was rejected as a whole: %s", key, cause))
+	pl.recordHeld(key, r.heldFor)
 	if retryAfterBackoff {
 		pl.activateAfterBackoff(key)
 	}
@@ -275,6 +277,21 @@ func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, reaso
 			note = fmt.Sprintf("%s; released %d waiting member(s)", cause, released)
 		}
 		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangRejected", "Scheduling", truncate(note))
+	}
+}
+
+// recordHeld adds up what rejected members held while they waited: room
+// that other pods could not use and that the group gave back unused.
+func (pl *CoschedGang) recordHeld(key string, heldFor map[types.UID]time.Duration) {
+	if len(heldFor) == 0 {
+		return
+	}
+	for _, pod := range podgroup.Members(pl.pods, key) {
+		if d, ok := heldFor[pod.UID]; ok {
+			req := capacity.RequestOf(pod)
+			heldCPUSeconds.Add(float64(req.MilliCPU) / 1000 * d.Seconds())
+			heldMemoryByteSeconds.Add(float64(req.Memory) * d.Seconds())
+		}
 	}
 }
 

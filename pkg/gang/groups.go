@@ -18,7 +18,7 @@ type groupState struct {
 	// reservation to their node. A member stays here until the pod cache
 	// shows it bound, so quorum never misses a member between its bind and
 	// the cache catching up.
-	reserved map[types.UID]string
+	reserved map[types.UID]reservation
 	// releasing holds members of a rejected attempt whose reservation is
 	// being released. They count for nothing: a member rejected a moment ago
 	// must never help a later member to a quorum.
@@ -42,6 +42,14 @@ type groupState struct {
 	activationPending bool
 }
 
+// reservation is one member's hold on a node.
+type reservation struct {
+	node string
+	// since is wall-clock time, used only to measure how long rejected
+	// members held their room.
+	since time.Time
+}
+
 // groupTracker is the plugin's per-group memory, safe for concurrent use.
 // It never calls into the scheduler while holding its lock: the queue's Less
 // reads it under the queue lock, so the reverse order would deadlock.
@@ -57,7 +65,7 @@ func newGroupTracker() *groupTracker {
 func (t *groupTracker) getOrCreateLocked(key string) *groupState {
 	g, ok := t.groups[key]
 	if !ok {
-		g = &groupState{reserved: map[types.UID]string{}, releasing: map[types.UID]bool{}}
+		g = &groupState{reserved: map[types.UID]reservation{}, releasing: map[types.UID]bool{}}
 		t.groups[key] = g
 	}
 	return g
@@ -78,7 +86,7 @@ func (t *groupTracker) reserve(key string, uid types.UID, node string) {
 	defer t.mu.Unlock()
 	g := t.getOrCreateLocked(key)
 	delete(g.releasing, uid)
-	g.reserved[uid] = node
+	g.reserved[uid] = reservation{node: node, since: time.Now()}
 }
 
 // setPlan stores the current attempt's plan.
@@ -107,8 +115,8 @@ func (t *groupTracker) reservedMembers(key string) map[types.UID]string {
 		return nil
 	}
 	out := make(map[types.UID]string, len(g.reserved))
-	for uid, node := range g.reserved {
-		out[uid] = node
+	for uid, r := range g.reserved {
+		out[uid] = r.node
 	}
 	return out
 }
@@ -188,8 +196,10 @@ func (t *groupTracker) settled(key string, uid types.UID) {
 // call failed a new attempt (and so should report it).
 type rejection struct {
 	released []types.UID
-	report   bool
-	waited   time.Duration
+	// heldFor is how long each released member had held its node.
+	heldFor map[types.UID]time.Duration
+	report  bool
+	waited  time.Duration
 }
 
 // reject fails the group's current attempt: every reservation moves to
@@ -202,9 +212,10 @@ func (t *groupTracker) reject(key string, reason string, now time.Time, backoff 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g := t.getOrCreateLocked(key)
-	r := rejection{report: len(g.reserved) > 0 || !now.Before(g.backoffUntil)}
-	for uid := range g.reserved {
+	r := rejection{report: len(g.reserved) > 0 || !now.Before(g.backoffUntil), heldFor: map[types.UID]time.Duration{}}
+	for uid, res := range g.reserved {
 		r.released = append(r.released, uid)
+		r.heldFor[uid] = time.Since(res.since)
 		g.releasing[uid] = true
 	}
 	clear(g.reserved)

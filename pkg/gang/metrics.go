@@ -32,11 +32,25 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"result"})
 
+	heldCPUSeconds = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "released_reservation_cpu_seconds_total",
+		Help:           "CPU (cores times seconds) that members of rejected group attempts held while they waited.",
+		StabilityLevel: metrics.ALPHA,
+	})
+
+	heldMemoryByteSeconds = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "released_reservation_memory_byte_seconds_total",
+		Help:           "Memory (bytes times seconds) that members of rejected group attempts held while they waited.",
+		StabilityLevel: metrics.ALPHA,
+	})
+
 	registerOnce sync.Once
 )
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(groupRejections, groupsAdmitted, permitWaitDuration)
+		legacyregistry.MustRegister(groupRejections, groupsAdmitted, permitWaitDuration, heldCPUSeconds, heldMemoryByteSeconds)
 	})
 }

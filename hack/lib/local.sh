@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Shared helpers and settings of hack/local-up.sh and hack/local-down.sh.
+# Source it; it defines functions and variables only.
+# shellcheck disable=SC2034 # the variables are used by the sourcing scripts
+
+LOCAL_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "${LOCAL_SCRIPT_DIR}/../.." && pwd)"
+
+# --- settings (all overridable from the environment) -------------------------
+BIN_DIR="${REPO_ROOT}/_output/bin"
+LOCAL_DIR="${LOCAL_DIR:-${REPO_ROOT}/_output/local}"
+PID_DIR="${LOCAL_DIR}/pids"
+LOG_DIR="${LOCAL_DIR}/logs"
+PKI_DIR="${LOCAL_DIR}/pki"
+KUBECONFIG_DIR="${LOCAL_DIR}/kubeconfig"
+ADMIN_KUBECONFIG="${KUBECONFIG_DIR}/admin.kubeconfig"
+
+ETCD_CLIENT_PORT="${ETCD_CLIENT_PORT:-2479}"
+ETCD_PEER_PORT="${ETCD_PEER_PORT:-2480}"
+APISERVER_PORT="${APISERVER_PORT:-6443}"
+KCM_PORT="${KCM_PORT:-10357}"
+COSCHED_PORT="${COSCHED_PORT:-10359}"
+
+COSCHED_BIN="${COSCHED_BIN:-${REPO_ROOT}/bin/cosched}"
+KUBECTL="${BIN_DIR}/kubectl"
+
+# Components in start order; local-down stops them in reverse.
+LOCAL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kwok cosched)
+
+# --- messages ----------------------------------------------------------------
+LOG_PREFIX="${LOG_PREFIX:-local}"
+info() { echo "${LOG_PREFIX}: $*"; }
+warn() { echo "${LOG_PREFIX}: WARNING: $*" >&2; }
+die() {
+  echo "${LOG_PREFIX}: ERROR: $*" >&2
+  exit 1
+}
+
+# --- components ----------------------------------------------------------------
+# component_bin NAME: the binary a component runs from.
+component_bin() {
+  case "$1" in
+    cosched) echo "${COSCHED_BIN}" ;;
+    *) echo "${BIN_DIR}/$1" ;;
+  esac
+}
+
+# component_port NAME and component_port_var NAME: the TCP port a component
+# listens on and the variable that overrides it (etcd also uses ETCD_PEER_PORT).
+component_port() {
+  case "$1" in
+    etcd) echo "${ETCD_CLIENT_PORT}" ;;
+    kube-apiserver) echo "${APISERVER_PORT}" ;;
+    kube-controller-manager) echo "${KCM_PORT}" ;;
+    cosched) echo "${COSCHED_PORT}" ;;
+    *) echo "" ;;
+  esac
+}
+
+pid_file() { echo "${PID_DIR}/$1.pid"; }
+log_file() { echo "${LOG_DIR}/$1.log"; }
+
+# component_pid NAME: prints the recorded PID when that process is still alive
+# and runs the component's binary (so a recycled PID is never reported);
+# returns 1 otherwise.
+component_pid() {
+  local name="$1" pf pid exe want
+  pf="$(pid_file "${name}")"
+  [[ -f "${pf}" ]] || return 1
+  pid="$(head -n1 "${pf}" 2>/dev/null || true)"
+  [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
+  [[ -d "/proc/${pid}" ]] || return 1
+  exe="$(readlink "/proc/${pid}/exe" 2>/dev/null || true)"
+  exe="${exe% (deleted)}"
+  want="$(component_bin "${name}")"
+  [[ "${exe}" == "${want}" ]] || return 1
+  # A zombie (exited, not yet reaped) is not running.
+  [[ "$(awk '{print $3}' "/proc/${pid}/stat" 2>/dev/null)" != "Z" ]] || return 1
+  echo "${pid}"
+}
+
+component_running() { component_pid "$1" >/dev/null; }
+
+# stop_component NAME [TIMEOUT_SECONDS]: SIGTERM the recorded process, wait,
+# then SIGKILL. Only ever signals the PID recorded for that component.
+stop_component() {
+  local name="$1" timeout="${2:-30}" pid i
+  if ! pid="$(component_pid "${name}")"; then
+    rm -f "$(pid_file "${name}")" "${PID_DIR}/${name}.fingerprint"
+    return 0
+  fi
+  info "stopping ${name} (pid ${pid})"
+  kill -TERM "${pid}" 2>/dev/null || true
+  for ((i = 0; i < timeout * 10; i++)); do
+    component_running "${name}" || break
+    sleep 0.1
+  done
+  if component_running "${name}"; then
+    warn "${name} (pid ${pid}) did not exit within ${timeout}s, sending SIGKILL"
+    kill -KILL "${pid}" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      component_running "${name}" || break
+      sleep 0.1
+    done
+  fi
+  rm -f "$(pid_file "${name}")" "${PID_DIR}/${name}.fingerprint"
+}
+
+# port_listeners PORT: prints the listening sockets on PORT (any address).
+port_listeners() {
+  ss -Hltnp "sport = :$1" 2>/dev/null || true
+}
+
+port_in_use() { [[ -n "$(port_listeners "$1")" ]]; }
+
+# require_port_free PORT VAR WHAT: fails with a message naming the port, who
+# holds it and the variable that moves it.
+require_port_free() {
+  local port="$1" var="$2" what="$3" holders
+  holders="$(port_listeners "${port}")"
+  [[ -z "${holders}" ]] && return 0
+  die "port ${port} (${what}) is already in use on this machine:
+${holders}
+Stop whatever listens there, or choose another port: ${var}=<port> $(basename "$0")"
+}
