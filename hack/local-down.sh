@@ -11,6 +11,7 @@ set -euo pipefail
 LOG_PREFIX=local-down
 # shellcheck source=hack/lib/local.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/local.sh"
+lock_local
 
 KEEP_STATE="${KEEP_STATE:-0}"
 

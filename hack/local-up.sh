@@ -37,12 +37,17 @@
 #                                            kwok.x-k8s.io/node: fake)
 #   SKIP_COSCHED_BUILD=1                     do not (re)build bin/cosched
 #   COSCHED_VERBOSITY=2                      cosched --v
+#   COSCHED_CONFIGMAP=manifests/cosched/config.yaml
+#                                            ConfigMap whose data[config.yaml]
+#                                            cosched runs with
 #   WAIT_TIMEOUT=180                         seconds to wait for each step
+#   BUILD_ONLY=1                             build the binaries, start nothing
 set -euo pipefail
 
 LOG_PREFIX=local-up
 # shellcheck source=hack/lib/local.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/local.sh"
+lock_local
 
 NODES="${NODES:-6}"
 NODE_CPU="${NODE_CPU:-8}"
@@ -54,14 +59,14 @@ NODES_FILE="${NODES_FILE:-}"
 SKIP_COSCHED_BUILD="${SKIP_COSCHED_BUILD:-0}"
 COSCHED_VERBOSITY="${COSCHED_VERBOSITY:-2}"
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-180}"
-COSCHED_CONFIGMAP="${REPO_ROOT}/manifests/cosched/config.yaml"
+COSCHED_CONFIGMAP="${COSCHED_CONFIGMAP:-${REPO_ROOT}/manifests/cosched/config.yaml}"
 PKI_BIN="${BIN_DIR}/cosched-local-pki"
 KWOK_MODULE_DIR="${REPO_ROOT}/hack/tools/kwok"
 
 started_at="$(date +%s)"
 
 # --- preflight ---------------------------------------------------------------
-for tool in go curl ss setsid sha256sum; do
+for tool in go curl ss setsid flock sha256sum; do
   command -v "${tool}" >/dev/null 2>&1 || die "'${tool}' not found in PATH (needed by $(basename "$0"))"
 done
 for var in NODES NODE_PODS ZONES RACKS_PER_ZONE WAIT_TIMEOUT ETCD_CLIENT_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT COSCHED_PORT; do
@@ -164,6 +169,10 @@ else
   info "${COSCHED_BIN} is up to date with cmd/ and pkg/, skipping build"
 fi
 built_at="$(date +%s)"
+if [[ "${BUILD_ONLY:-0}" == "1" ]]; then
+  info "BUILD_ONLY=1: binaries are in ${BIN_DIR} and ${COSCHED_BIN} ($((built_at - started_at))s); not starting anything"
+  exit 0
+fi
 
 # --- certificates, kubeconfigs, configuration ----------------------------------
 mkdir -p "${PID_DIR}" "${LOG_DIR}" "${LOCAL_DIR}/etcd" "${LOCAL_DIR}/kwok" "${LOCAL_DIR}/cosched" \
@@ -239,7 +248,7 @@ ensure_running() {
   [[ ! -f "$(log_file "${name}")" ]] || mv -f "$(log_file "${name}")" "$(log_file "${name}").prev"
   info "starting ${name}"
   # setsid: own session, so the process outlives this script and the terminal.
-  env "${envs[@]}" setsid "${bin}" "$@" </dev/null >"$(log_file "${name}")" 2>&1 &
+  env "${envs[@]}" setsid "${bin}" "$@" </dev/null >"$(log_file "${name}")" 2>&1 9>&- &
   pid=$!
   echo "${pid}" >"$(pid_file "${name}")"
   sleep 0.3
@@ -324,6 +333,13 @@ ensure_running kube-apiserver -- \
   --service-account-signing-key-file="${PKI_DIR}/sa.key" \
   --service-cluster-ip-range=10.0.0.0/24 \
   --endpoint-reconciler-type=none \
+  --requestheader-client-ca-file="${PKI_DIR}/front-proxy-ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="${PKI_DIR}/front-proxy-client.crt" \
+  --proxy-client-key-file="${PKI_DIR}/front-proxy-client.key" \
   --allow-privileged=true
 apiserver_ready() {
   curl -fsS --max-time 5 --cacert "${PKI_DIR}/ca.crt" --cert "${PKI_DIR}/admin.crt" --key "${PKI_DIR}/admin.key" \
@@ -423,8 +439,12 @@ ensure_running cosched POD_NAMESPACE=cosched-system -- \
   --secure-port="${COSCHED_PORT}" \
   --cert-dir="${LOCAL_DIR}/cosched/certs" \
   --v="${COSCHED_VERBOSITY}"
+# This very process leads: its leader-election gauge (the elector is named
+# kube-scheduler whatever the Lease is called) is 1, and the Lease
+# cosched-system/cosched has a holder.
 cosched_leading() {
-  grep -q 'successfully acquired lease cosched-system/cosched' "$(log_file cosched)" &&
+  curl -fsSk --max-time 5 --cert "${PKI_DIR}/admin.crt" --key "${PKI_DIR}/admin.key" \
+    "https://127.0.0.1:${COSCHED_PORT}/metrics" | grep -q '^leader_election_master_status{name="kube-scheduler"} 1$' &&
     [[ -n "$(kubectl_admin -n cosched-system get lease cosched -o jsonpath='{.spec.holderIdentity}')" ]]
 }
 wait_for cosched "holding the Lease cosched-system/cosched" cosched_leading

@@ -16,7 +16,10 @@ import (
 )
 
 func main() {
-	command := app.NewSchedulerCommand(app.WithPlugin(gang.Name, gang.New))
+	command := app.NewSchedulerCommand(
+		app.WithPlugin(gang.QueueSortName, gang.NewQueueSort),
+		app.WithPlugin(gang.Name, gang.New),
+	)
 	command.Use = "cosched"
 	os.Exit(cli.Run(command))
 }

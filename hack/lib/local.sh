@@ -123,3 +123,12 @@ require_port_free() {
 ${holders}
 Stop whatever listens there, or choose another port: ${var}=<port> $(basename "$0")"
 }
+
+# lock_local: one local-up/local-down at a time. The lock lives outside
+# LOCAL_DIR (local-down removes that) and is released when the script exits;
+# started components get the descriptor closed (see local-up.sh).
+lock_local() {
+  mkdir -p "${REPO_ROOT}/_output"
+  exec 9>"${REPO_ROOT}/_output/.local.lock"
+  flock -n 9 || die "another hack/local-up.sh or hack/local-down.sh is running (lock ${REPO_ROOT}/_output/.local.lock)"
+}

@@ -13,6 +13,7 @@ package gang
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -28,6 +29,7 @@ import (
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	schedinformers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
+	schedv1alpha1informers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions/scheduling/v1alpha1"
 	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/apis/config"
@@ -70,7 +72,6 @@ type CoschedGang struct {
 }
 
 var (
-	_ fwk.QueueSortPlugin   = &CoschedGang{}
 	_ fwk.PreEnqueuePlugin  = &CoschedGang{}
 	_ fwk.PreFilterPlugin   = &CoschedGang{}
 	_ fwk.PostFilterPlugin  = &CoschedGang{}
@@ -81,11 +82,63 @@ var (
 )
 
 // New builds the plugin: it decodes its args, indexes the scheduler's pod
-// informer by group and starts a PodGroup informer.
+// informer by group and joins the scheduler's shared PodGroup informer.
 func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
 	args, err := config.Decode(obj, field.NewPath("pluginConfig").Key(Name).Child("args"))
 	if err != nil {
 		return nil, err
+	}
+	shared, err := sharedFor(ctx, handle)
+	if err != nil {
+		return nil, err
+	}
+	// One status writer per scheduler: the first profile's args decide.
+	if *args.ManagePodGroupStatus {
+		if err := shared.startStatusWriter(ctx, handle, args); err != nil {
+			return nil, err
+		}
+	}
+	pl, err := buildPlugin(ctx, handle, args, shared.informer.Lister(), shared.groups)
+	if err != nil {
+		return nil, err
+	}
+	watchErr := error(nil)
+	shared.watcher.Do(func() { watchErr = pl.watch(shared.informer.Informer()) })
+	return pl, watchErr
+}
+
+// schedulerShared is what every profile of one scheduler shares, however
+// many profiles enable the plugins: one PodGroup informer, one group memory
+// (the queue order reads what the gang plugin records) and one status
+// writer.
+type schedulerShared struct {
+	client       versioned.Interface
+	informer     schedv1alpha1informers.PodGroupInformer
+	groups       *groupTracker
+	watcher      sync.Once
+	statusWriter sync.Once
+	statusErr    error
+}
+
+func (s *schedulerShared) startStatusWriter(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs) error {
+	s.statusWriter.Do(func() {
+		s.statusErr = startStatusWriter(ctx, handle, s.client, s.informer, args)
+	})
+	return s.statusErr
+}
+
+var (
+	sharedMu sync.Mutex
+	// shared is keyed by the scheduler's context, which the framework hands
+	// to every profile's plugins; an entry goes when its scheduler stops.
+	shared = map[context.Context]*schedulerShared{}
+)
+
+func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error) {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if s, ok := shared[ctx]; ok {
+		return s, nil
 	}
 	client, err := versioned.NewForConfig(podGroupClientConfig(handle.KubeConfig()))
 	if err != nil {
@@ -93,22 +146,22 @@ func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin
 	}
 	factory := schedinformers.NewSharedInformerFactory(client, 0)
 	pgInformer := factory.Scheduling().V1alpha1().PodGroups()
-	pl, err := newPlugin(ctx, handle, args, pgInformer.Lister(), pgInformer.Informer())
-	if err != nil {
-		return nil, err
-	}
+	pgInformer.Informer() // register before Start
 	factory.Start(ctx.Done())
 	syncCtx, cancel := context.WithTimeout(ctx, informerSyncTimeout)
 	defer cancel()
 	if !cache.WaitForCacheSync(syncCtx.Done(), pgInformer.Informer().HasSynced) {
 		return nil, fmt.Errorf("PodGroups (scheduling.x-k8s.io/v1alpha1) did not list within %s: is the CRD installed (manifests/crds) and may the scheduler list podgroups?", informerSyncTimeout)
 	}
-	if *args.ManagePodGroupStatus {
-		if err := startStatusWriter(ctx, handle, client, pgInformer, args); err != nil {
-			return nil, err
-		}
-	}
-	return pl, nil
+	s := &schedulerShared{client: client, informer: pgInformer, groups: newGroupTracker()}
+	shared[ctx] = s
+	go func() {
+		<-ctx.Done()
+		sharedMu.Lock()
+		delete(shared, ctx)
+		sharedMu.Unlock()
+	}()
+	return s, nil
 }
 
 // podGroupClientConfig speaks JSON: kube-scheduler's client defaults to
@@ -122,37 +175,53 @@ func podGroupClientConfig(cfg *rest.Config) *rest.Config {
 
 // newPlugin wires the plugin to its informers; tests call it with fakes.
 func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
+	pl, err := buildPlugin(ctx, handle, args, pgLister, newGroupTracker())
+	if err != nil {
+		return nil, err
+	}
+	return pl, pl.watch(pgInformer)
+}
+
+// buildPlugin makes a plugin instance over the given group memory.
+func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, groups *groupTracker) (*CoschedGang, error) {
 	podInformer := handle.SharedInformerFactory().Core().V1().Pods().Informer()
 	if err := podgroup.AddIndex(podInformer); err != nil {
 		return nil, fmt.Errorf("indexing pods by group: %w", err)
 	}
-	pl := &CoschedGang{
+	registerMetrics()
+	return &CoschedGang{
 		ctx:       ctx,
 		handle:    handle,
 		args:      args,
 		podGroups: pgLister,
 		pods:      podInformer.GetIndexer(),
-		groups:    newGroupTracker(),
+		groups:    groups,
 		clock:     clock.RealClock{},
-	}
+	}, nil
+}
+
+// watch makes pl react to pod and PodGroup changes that end or release a
+// group's attempt. One instance per scheduler watches: the reactions act on
+// the shared group memory and the shared queue, so more would only repeat
+// them.
+func (pl *CoschedGang) watch(pgInformer cache.SharedIndexInformer) error {
+	podInformer := pl.handle.SharedInformerFactory().Core().V1().Pods().Informer()
 	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    pl.onPodAdd,
 		UpdateFunc: pl.onPodUpdate,
 		DeleteFunc: pl.onPodDelete,
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	if pgInformer != nil {
-		if _, err := pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    pl.onPodGroupAdd,
-			UpdateFunc: pl.onPodGroupUpdate,
-			DeleteFunc: pl.onPodGroupDelete,
-		}); err != nil {
-			return nil, err
-		}
+	if pgInformer == nil {
+		return nil
 	}
-	registerMetrics()
-	return pl, nil
+	_, err := pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    pl.onPodGroupAdd,
+		UpdateFunc: pl.onPodGroupUpdate,
+		DeleteFunc: pl.onPodGroupDelete,
+	})
+	return err
 }
 
 // Name returns the plugin's name.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/cosched/cosched/pkg/placement"
 )
@@ -132,17 +133,80 @@ func (t *groupTracker) reservedCount(key string) int {
 	return 0
 }
 
-// startWaiting notes that a member waits at Permit; it returns true for the
-// first waiter of an attempt.
-func (t *groupTracker) startWaiting(key string, now time.Time) bool {
+// permitVerdict is the tracker's answer to one member at Permit.
+type permitVerdict int
+
+const (
+	// verdictStale: the member's attempt was rejected after it reserved.
+	verdictStale permitVerdict = iota
+	// verdictWait: the quorum does not hold reservations yet.
+	verdictWait
+	// verdictAdmit: the quorum is placed; every reserved member may go.
+	verdictAdmit
+)
+
+// permitDecision is a verdict with what the caller needs to act on it.
+type permitDecision struct {
+	verdict permitVerdict
+	// placed counts bound and reserved members.
+	placed int
+	// firstWaiter is set for the attempt's first member to wait.
+	firstWaiter bool
+	// admitted are the reserved members to let go, and waited how long the
+	// attempt waited, on verdictAdmit.
+	admitted []types.UID
+	waited   time.Duration
+}
+
+// permit decides, under one lock, whether uid's attempt is still current
+// and whether it has reached its quorum, so a rejection cannot slip between
+// counting and admitting. bound are the members the pod cache shows bound.
+func (t *groupTracker) permit(key string, uid types.UID, bound sets.Set[types.UID], quorum int, now time.Time) permitDecision {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	g := t.getOrCreateLocked(key)
-	if g.waitingSince.IsZero() {
-		g.waitingSince = now
-		return true
+	g, ok := t.groups[key]
+	if !ok {
+		return permitDecision{verdict: verdictStale}
 	}
-	return false
+	if _, current := g.reserved[uid]; !current {
+		return permitDecision{verdict: verdictStale}
+	}
+	d := permitDecision{placed: bound.Len()}
+	for r := range g.reserved {
+		if !bound.Has(r) {
+			d.placed++
+		}
+	}
+	if d.placed < quorum {
+		d.verdict = verdictWait
+		if g.waitingSince.IsZero() {
+			g.waitingSince = now
+			d.firstWaiter = true
+		}
+		return d
+	}
+	d.verdict = verdictAdmit
+	d.admitted, d.waited = t.admitLocked(g, now)
+	t.dropIfIdleLocked(key)
+	return d
+}
+
+// admitLocked ends a successful attempt: the wait, the failure history and
+// any backoff are over. It returns the reserved members and how long the
+// attempt waited.
+func (t *groupTracker) admitLocked(g *groupState, now time.Time) ([]types.UID, time.Duration) {
+	var waited time.Duration
+	if !g.waitingSince.IsZero() {
+		waited = now.Sub(g.waitingSince)
+	}
+	uids := make([]types.UID, 0, len(g.reserved))
+	for uid := range g.reserved {
+		uids = append(uids, uid)
+	}
+	g.waitingSince = time.Time{}
+	g.plan = nil
+	g.rejectedAt, g.backoffUntil, g.lastReason = time.Time{}, time.Time{}, ""
+	return uids, waited
 }
 
 // waitingSince returns when the current attempt began to wait, zero if none.
@@ -155,24 +219,18 @@ func (t *groupTracker) waitingSince(key string) time.Time {
 	return time.Time{}
 }
 
-// admitted ends a successful attempt: the wait, the failure history and any
-// backoff are over. It returns how long the attempt waited.
-func (t *groupTracker) admitted(key string, now time.Time) time.Duration {
+// admitAll admits the group's current attempt whatever its count (the
+// caller has checked the quorum, e.g. after minMember was lowered).
+func (t *groupTracker) admitAll(key string, now time.Time) ([]types.UID, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.groups[key]
 	if !ok {
-		return 0
+		return nil, 0
 	}
-	var waited time.Duration
-	if !g.waitingSince.IsZero() {
-		waited = now.Sub(g.waitingSince)
-	}
-	g.waitingSince = time.Time{}
-	g.plan = nil
-	g.rejectedAt, g.backoffUntil, g.lastReason = time.Time{}, time.Time{}, ""
+	uids, waited := t.admitLocked(g, now)
 	t.dropIfIdleLocked(key)
-	return waited
+	return uids, waited
 }
 
 // settled forgets a member's reservation once the pod cache shows it bound
@@ -290,6 +348,7 @@ func (t *groupTracker) activationDone(key string) {
 	defer t.mu.Unlock()
 	if g, ok := t.groups[key]; ok {
 		g.activationPending = false
+		t.dropIfIdleLocked(key)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 // trackerStep is one call on a groupTracker, at baseTime+at.
@@ -165,6 +166,15 @@ func TestGroupTracker(t *testing.T) {
 			want: trackerWant{rejectedAt: never, waitingSince: never},
 		},
 		{
+			name: "settled of the last reservation ends the wait of a group kept for its rejection",
+			steps: []trackerStep{
+				{op: "reject", wantReport: true},
+				{op: "reserve", uid: "a", at: time.Second}, {op: "wait", at: time.Second, wantFirstWaiter: true},
+				{op: "settled", uid: "a", at: 2 * time.Second},
+			},
+			want: trackerWant{at: 2 * time.Second, size: 1, rejectedAt: 0, waitingSince: never},
+		},
+		{
 			name: "settled drops a released member too",
 			steps: []trackerStep{
 				{op: "reserve", uid: "a"},
@@ -299,11 +309,11 @@ func TestGroupTracker(t *testing.T) {
 				case "settled":
 					tr.settled(testKey, s.uid)
 				case "wait":
-					if got := tr.startWaiting(testKey, now); got != s.wantFirstWaiter {
+					if got := startWaiting(tr, testKey, now); got != s.wantFirstWaiter {
 						t.Errorf("step %d (wait): first waiter %v, want %v", i, got, s.wantFirstWaiter)
 					}
 				case "admitted":
-					if got := tr.admitted(testKey, now); got != s.wantWaited {
+					if _, got := tr.admitAll(testKey, now); got != s.wantWaited {
 						t.Errorf("step %d (admitted): waited %v, want %v", i, got, s.wantWaited)
 					}
 				case "reject":
@@ -440,7 +450,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 				uid := types.UID(fmt.Sprintf("m%d-%d", g, i))
 				now := baseTime.Add(time.Duration(i) * time.Millisecond)
 				tr.reserve(key, uid, "node1")
-				tr.startWaiting(key, now)
+				tr.permit(key, uid, sets.New[types.UID](), 2, now)
 				_ = tr.reservedMembers(key)
 				_ = tr.rejectedAt(key)
 				_, _, _ = tr.backingOff(key, now)
@@ -451,7 +461,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 					}
 					tr.forgetReleased(key, uid)
 				case 1:
-					tr.admitted(key, now)
+					tr.admitAll(key, now)
 					tr.settled(key, uid)
 				case 2:
 					if _, ok := tr.scheduleActivation(key, now); ok {
@@ -474,4 +484,13 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 			t.Errorf("%s: released members left: %v", key, got)
 		}
 	}
+}
+
+// startWaiting asks Permit about one reserved member with an unreachable
+// quorum, which starts (or continues) the attempt's wait.
+func startWaiting(tr *groupTracker, key string, now time.Time) bool {
+	for uid := range tr.reservedMembers(key) {
+		return tr.permit(key, uid, sets.New[types.UID](), 1<<30, now).firstWaiter
+	}
+	return false
 }

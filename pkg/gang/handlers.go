@@ -29,7 +29,9 @@ func (pl *CoschedGang) onPodAdd(obj any) {
 	if pod.Spec.NodeName != "" {
 		pl.groups.settled(key, pod.UID)
 	}
-	if pl.countMembers(key, nil, false).live == podgroup.MinMember(pg) {
+	// The pod cache may already hold pods whose Add handlers have not run,
+	// so the count can pass the quorum without equalling it here.
+	if pl.countMembers(key, nil, false).live >= podgroup.MinMember(pg) {
 		pl.activatePending(klog.FromContext(pl.ctx), key)
 	}
 }
@@ -114,7 +116,8 @@ func (pl *CoschedGang) onPodGroupUpdate(oldObj, newObj any) {
 	quorum := podgroup.MinMember(pg)
 	switch {
 	case c.placed >= quorum:
-		pl.allowGroup(logger, key)
+		admitted, waited := pl.groups.admitAll(key, pl.clock.Now())
+		pl.allowGroup(logger, key, admitted, waited)
 	case c.live < quorum:
 		cause := fmt.Sprintf("minMember changed from %d to %d; only %d pods exist", old.Spec.MinMember, pg.Spec.MinMember, c.live)
 		pl.rejectGroup(key, pg, "quorum_changed", cause, false)

@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	clientfeatures "k8s.io/client-go/features"
+	clientfeaturestesting "k8s.io/client-go/features/testing"
 	"k8s.io/client-go/tools/cache"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -245,11 +247,14 @@ func TestOnPodAdd(t *testing.T) {
 			added:     member("m3", testPG).Terminating().Obj(),
 		},
 		{
-			// Its predecessor's event activated them already.
-			name:      "a member beyond the quorum activates nothing",
+			// The cache may be ahead of this event (its predecessors' Add
+			// handlers may not have run), so past the quorum still wakes
+			// the pending members; activating active pods is harmless.
+			name:      "a member beyond the quorum still activates the pending members",
 			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 2)},
 			cached:    []*v1.Pod{m("m1"), m("m2")},
 			added:     m("m3"),
+			want:      [][]string{{"ns/m1", "ns/m2", "ns/m3"}},
 		},
 		{
 			name:         "a member added bound settles its reservation",
@@ -257,6 +262,7 @@ func TestOnPodAdd(t *testing.T) {
 			cached:       []*v1.Pod{m("m1"), m("m2"), m("m3")},
 			reserved:     []string{"m1", "m4"},
 			added:        member("m4", testPG).Node("node1").Obj(),
+			want:         [][]string{{"ns/m2", "ns/m3"}},
 			wantReserved: []types.UID{"m1"},
 		},
 		{
@@ -685,9 +691,9 @@ func TestReserveAfterPodGroupDeleted(t *testing.T) {
 	assertStatus(t, s, fwk.Success)
 	e.deletePodGroup(pg)
 	e.pl.onPodGroupDelete(pg)
-	s, _ = e.reserveAndPermit(pods[0], "node1")
-	assertStatus(t, s, fwk.Unschedulable, "PodGroup ns/pg was deleted")
-	e.unreserve(e.ctx, pods[0], "node1")
+	p := assumed(pods[0], "node1")
+	assertStatus(t, e.pl.Reserve(e.ctx, framework.NewCycleState(), p, "node1"), fwk.UnschedulableAndUnresolvable, "PodGroup ns/pg was deleted")
+	e.unreserve(e.ctx, p, "node1")
 	if n := e.pl.groups.size(); n != 0 {
 		_, left, _ := e.pl.groups.backingOff(testKey, e.clock.Now())
 		t.Errorf("BUG (permit.go Reserve/Unreserve): the deleted PodGroup ns/pg is tracked again (tracked groups: %d, rejectedAt %v, backoff left %v): Reserve re-creates the group without checking the PodGroup exists, and Unreserve then rejects it as a failed attempt; the entry is never dropped (rejectedAt stays set) and a PodGroup re-created under that name backs off",
@@ -702,6 +708,9 @@ func TestReserveAfterPodGroupDeleted(t *testing.T) {
 // handlers must be registered on the scheduler's pod informer and on the
 // PodGroup informer, and react to what the API server sends.
 func TestInformerWiring(t *testing.T) {
+	// The generated PodGroup fake clientset predates streaming lists: it
+	// never sends the bookmark a watch-list reflector waits for.
+	clientfeaturestesting.SetFeatureDuringTest(t, clientfeatures.WatchListClient, false)
 	e := newTestEnv(t)
 	ctx, stopInformers := context.WithCancel(e.ctx)
 	e.informerFactory.Start(ctx.Done())
@@ -711,8 +720,18 @@ func TestInformerWiring(t *testing.T) {
 		e.informerFactory.Shutdown()
 		e.pgFactory.Shutdown()
 	})
-	e.informerFactory.WaitForCacheSync(ctx.Done())
-	e.pgFactory.WaitForCacheSync(ctx.Done())
+	syncCtx, cancel := context.WithTimeout(ctx, outcomeTimeout)
+	defer cancel()
+	for typ, ok := range e.informerFactory.WaitForCacheSync(syncCtx.Done()) {
+		if !ok {
+			t.Fatalf("%v informer did not sync", typ)
+		}
+	}
+	for typ, ok := range e.pgFactory.WaitForCacheSync(syncCtx.Done()) {
+		if !ok {
+			t.Fatalf("%v informer did not sync", typ)
+		}
+	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, outcomeTimeout, true, func(context.Context) (bool, error) {

@@ -110,7 +110,10 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 	for _, m := range mutate {
 		m(args)
 	}
-	pgClient := pgfake.NewClientset()
+	// NewClientset's field-managed tracker needs an OpenAPI schema the
+	// generated PodGroup fake does not carry, so PodGroup writes fail with it.
+	pgClient := pgfake.NewSimpleClientset() //nolint:staticcheck // see above
+
 	pgFactory := schedinformers.NewSharedInformerFactory(pgClient, 0)
 	pgInformer := pgFactory.Scheduling().V1alpha1().PodGroups()
 	client := fake.NewClientset()
@@ -141,7 +144,8 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 	}
 	fh, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{
 		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
-		tf.RegisterPluginAsExtensions(Name, factory, "QueueSort", "PreFilter", "PostFilter", "Reserve", "Permit"),
+		tf.RegisterQueueSortPlugin(QueueSortName, func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return &QueueSort{}, nil }),
+		tf.RegisterPluginAsExtensions(Name, factory, "PreFilter", "PostFilter", "Reserve", "Permit"),
 	}, "cosched-test",
 		frameworkruntime.WithInformerFactory(informerFactory),
 		frameworkruntime.WithWaitingPods(frameworkruntime.NewWaitingPodsMap()),

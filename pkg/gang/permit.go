@@ -6,18 +6,26 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/podgroup"
 )
 
 // Reserve records the member's reservation so the group can count it.
 func (pl *CoschedGang) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
-	if key := podgroup.KeyOf(pod); key != "" {
-		pl.groups.reserve(key, pod.UID, nodeName)
+	key, pg := pl.podGroupOf(pod)
+	if key == "" {
+		return nil
 	}
+	if pg == nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s was deleted", key))
+	}
+	pl.groups.reserve(key, pod.UID, nodeName)
 	return nil
 }
 
@@ -31,7 +39,7 @@ func (pl *CoschedGang) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Po
 	if key == "" {
 		return
 	}
-	if pl.groups.unreserve(key, pod.UID) {
+	if pl.groups.unreserve(key, pod.UID) && !pl.groupRuns(key, pg) {
 		reason, cause := "member_failed", fmt.Sprintf("member %s/%s failed after reserving node %s", pod.Namespace, pod.Name, nodeName)
 		if pl.timedOut(key) {
 			reason = "timeout"
@@ -40,6 +48,13 @@ func (pl *CoschedGang) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Po
 		pl.rejectGroup(key, pg, reason, cause, true)
 	}
 	pl.groups.forgetReleased(key, pod.UID)
+}
+
+// groupRuns reports whether the group's bound members already meet its
+// quorum: a member that joins a running group and fails is an ordinary pod,
+// not a failed attempt.
+func (pl *CoschedGang) groupRuns(key string, pg *schedv1alpha1.PodGroup) bool {
+	return pg != nil && pl.countMembers(key, nil, false).bound >= podgroup.MinMember(pg)
 }
 
 // timedOut tells a Permit timeout from other failures: by then the attempt
@@ -69,35 +84,53 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	}
 	logger := klog.FromContext(ctx)
 	quorum := podgroup.MinMember(pg)
-	c := pl.countMembers(key, nil, false)
-	if c.bound >= quorum {
+	bound := pl.boundMembers(key)
+	if bound.Len() >= quorum {
 		// The group already runs; this member joins it.
 		return nil, 0
 	}
-	if c.placed < quorum {
-		if pl.groups.startWaiting(key, pl.clock.Now()) {
+	d := pl.groups.permit(key, pod.UID, bound, quorum, pl.clock.Now())
+	switch d.verdict {
+	case verdictStale:
+		// The attempt this member reserved for was rejected meanwhile; it
+		// retries with its group when the backoff ends.
+		pl.activateAfterBackoff(key)
+		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("PodGroup %s was rejected while this member reserved its node", key)), 0
+	case verdictWait:
+		if d.firstWaiter {
 			// The first member to wait pulls its siblings into the active
 			// queue, in case an earlier failure parked them.
 			pl.activatePending(logger, key)
 		}
-		logger.V(4).Info("Member waits for its group", "pod", klog.KObj(pod), "podGroup", key, "placed", c.placed, "quorum", quorum)
-		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("waiting for quorum: %d/%d members of PodGroup %s have a place", c.placed, quorum, key)),
+		logger.V(4).Info("Member waits for its group", "pod", klog.KObj(pod), "podGroup", key, "placed", d.placed, "quorum", quorum)
+		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("waiting for quorum: %d/%d members of PodGroup %s have a place", d.placed, quorum, key)),
 			podgroup.ScheduleTimeout(pg, pl.defaultTimeout(), maxPermitWait)
 	}
-	pl.allowGroup(logger, key)
+	pl.allowGroup(logger, key, d.admitted, d.waited)
 	return nil, 0
 }
 
-// allowGroup lets every waiting member of key proceed to binding.
-func (pl *CoschedGang) allowGroup(logger klog.Logger, key string) {
+// boundMembers returns the members the pod cache shows on a node.
+func (pl *CoschedGang) boundMembers(key string) sets.Set[types.UID] {
+	bound := sets.New[types.UID]()
+	for _, pod := range podgroup.Members(pl.pods, key) {
+		if pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil {
+			bound.Insert(pod.UID)
+		}
+	}
+	return bound
+}
+
+// allowGroup lets the admitted members that wait at Permit proceed to
+// binding.
+func (pl *CoschedGang) allowGroup(logger klog.Logger, key string, admitted []types.UID, waited time.Duration) {
 	allowed := 0
-	for uid := range pl.groups.reservedMembers(key) {
+	for _, uid := range admitted {
 		if wp := pl.handle.GetWaitingPod(uid); wp != nil {
 			wp.Allow(Name)
 			allowed++
 		}
 	}
-	waited := pl.groups.admitted(key, pl.clock.Now())
 	permitWaitDuration.WithLabelValues("allowed").Observe(waited.Seconds())
 	groupsAdmitted.Inc()
 	logger.V(3).Info("Pod group reached quorum", "podGroup", key, "allowedWaiting", allowed, "waited", waited)

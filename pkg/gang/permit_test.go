@@ -71,13 +71,6 @@ func TestPermit(t *testing.T) {
 			wantCode: fwk.Success,
 		},
 		{
-			name:     "PodGroup deleted",
-			informer: []*v1.Pod{m("m1")},
-			pod:      m("m1"),
-			wantCode: fwk.Unschedulable,
-			wantMsg:  []string{"PodGroup ns/pg was deleted"},
-		},
-		{
 			name:      "first member waits for the PodGroup's scheduleTimeoutSeconds",
 			podGroups: []*schedv1alpha1.PodGroup{makePG(testPG, 3, withTimeout(30))},
 			informer:  []*v1.Pod{m("m1"), m("m2"), m("m3")},
@@ -577,6 +570,38 @@ func TestPostFilter(t *testing.T) {
 				t.Errorf("requeue timers: got %d, want 0", n)
 			}
 		})
+	}
+}
+
+// TestPostFilterDuringBackoff: a member that another plugin's PreFilter or
+// the Filter plugins turned away while its group backs off (no attempt in
+// progress) is an echo of the group's failure: PostFilter turns it away
+// without reporting again, extending the backoff or replacing its reason.
+func TestPostFilterDuringBackoff(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 3))
+	pods := members(3, "1")
+	e.addPods(pods...)
+	_, s := e.pl.PostFilter(e.ctx, framework.NewCycleState(), pods[0], framework.NewDefaultNodeToStatus())
+	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "0/3 members placed; member ns/m1 found no node")
+	if evs := e.gangRejections(); len(evs) != 1 {
+		t.Fatalf("first failure: got events %q, want one", evs)
+	}
+	e.clock.Step(2 * time.Second)
+	_, s = e.pl.PostFilter(e.ctx, framework.NewCycleState(), pods[1], framework.NewDefaultNodeToStatus())
+	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "member ns/m2 found no node")
+	if evs := e.gangRejections(); len(evs) != 0 {
+		t.Errorf("echo reported again: %q", evs)
+	}
+	reason, left, ok := e.pl.groups.backingOff(testKey, e.clock.Now())
+	if !ok || left != 3*time.Second || !strings.Contains(reason, "member ns/m1 found no node") {
+		t.Errorf("backoff: got (%q, %v, %v), want m1's reason with 3s left", reason, left, ok)
+	}
+	// Once the backoff is over, a failure is news again.
+	e.clock.Step(3 * time.Second)
+	e.pl.PostFilter(e.ctx, framework.NewCycleState(), pods[2], framework.NewDefaultNodeToStatus())
+	if evs := e.gangRejections(); len(evs) != 1 {
+		t.Errorf("after the backoff: got events %q, want one", evs)
 	}
 }
 

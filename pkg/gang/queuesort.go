@@ -1,25 +1,55 @@
 package gang
 
 import (
+	"context"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	fwk "k8s.io/kube-scheduler/framework"
+	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/podgroup"
 )
+
+// QueueSortName is the queue-order plugin's name. It is a plugin of its own,
+// without arguments, because every profile of a scheduler must configure
+// the queue sort identically, while CoschedGang's args may differ per
+// profile (placementStrategy).
+const QueueSortName = "CoschedQueueSort"
+
+// QueueSort orders the scheduling queue group by group.
+type QueueSort struct {
+	podGroups schedlisters.PodGroupLister
+	groups    *groupTracker
+}
+
+var _ fwk.QueueSortPlugin = &QueueSort{}
+
+// NewQueueSort joins the scheduler's shared PodGroup informer and group
+// memory, which CoschedGang fills.
+func NewQueueSort(ctx context.Context, _ runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
+	shared, err := sharedFor(ctx, handle)
+	if err != nil {
+		return nil, err
+	}
+	return &QueueSort{podGroups: shared.informer.Lister(), groups: shared.groups}, nil
+}
+
+// Name returns the plugin's name.
+func (qs *QueueSort) Name() string { return QueueSortName }
 
 // Less orders the active queue: higher priority first; then the older
 // "group time" (a group's creation, or its last rejection, so a group that
 // just failed goes behind the others instead of blocking the head); then the
 // group key, which keeps a group's members back to back; then queue time.
 // A plain pod is a group of one whose group time is its queue time.
-func (pl *CoschedGang) Less(a, b fwk.QueuedEntityInfo) bool {
+func (qs *QueueSort) Less(a, b fwk.QueuedEntityInfo) bool {
 	if pa, pb := a.GetPriority(), b.GetPriority(); pa != pb {
 		return pa > pb
 	}
-	keyA, timeA := pl.orderOf(a)
-	keyB, timeB := pl.orderOf(b)
+	keyA, timeA := qs.orderOf(a)
+	keyB, timeB := qs.orderOf(b)
 	if !timeA.Equal(timeB) {
 		return timeA.Before(timeB)
 	}
@@ -35,7 +65,7 @@ type podInfoGetter interface {
 	GetPodInfo() fwk.PodInfo
 }
 
-func (pl *CoschedGang) orderOf(e fwk.QueuedEntityInfo) (string, time.Time) {
+func (qs *QueueSort) orderOf(e fwk.QueuedEntityInfo) (string, time.Time) {
 	pod := podOf(e)
 	if pod == nil {
 		return "", e.GetTimestamp()
@@ -46,12 +76,12 @@ func (pl *CoschedGang) orderOf(e fwk.QueuedEntityInfo) (string, time.Time) {
 	}
 	key := podgroup.Key(pod.Namespace, name)
 	var t time.Time
-	if pg, err := pl.podGroups.PodGroups(pod.Namespace).Get(name); err == nil {
+	if pg, err := qs.podGroups.PodGroups(pod.Namespace).Get(name); err == nil {
 		t = pg.CreationTimestamp.Time
 	} else {
 		t = pod.CreationTimestamp.Time
 	}
-	if rejected := pl.groups.rejectedAt(key); rejected.After(t) {
+	if rejected := qs.groups.rejectedAt(key); rejected.After(t) {
 		t = rejected
 	}
 	return key, t

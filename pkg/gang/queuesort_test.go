@@ -30,6 +30,8 @@ func TestLess(t *testing.T) {
 		name string
 		// rejected sets groups' last rejection times before comparing.
 		rejected map[string]time.Time
+		// admitted groups were admitted after their rejection.
+		admitted []string
 		a, b     *v1.Pod
 		aTS, bTS time.Time
 		want     bool
@@ -64,6 +66,14 @@ func TestLess(t *testing.T) {
 			a:        oldMember("o"), aTS: at(0),
 			b: newMember("n"), bTS: at(11),
 			want: false,
+		},
+		{
+			name:     "an admission puts a rejected group back at its creation time",
+			rejected: map[string]time.Time{"ns/old": at(20)},
+			admitted: []string{"ns/old"},
+			a:        oldMember("o"), aTS: at(0),
+			b: newMember("n"), bTS: at(11),
+			want: true,
 		},
 		{
 			name:     "a rejection older than the group's creation does not move it",
@@ -122,7 +132,10 @@ func TestLess(t *testing.T) {
 			for key, when := range tt.rejected {
 				e.pl.groups.reject(key, "test", when, time.Second)
 			}
-			if got := e.pl.Less(queued(t, tt.a, tt.aTS), queued(t, tt.b, tt.bTS)); got != tt.want {
+			for _, key := range tt.admitted {
+				e.pl.groups.admitAll(key, at(30))
+			}
+			if got := e.queueSort().Less(queued(t, tt.a, tt.aTS), queued(t, tt.b, tt.bTS)); got != tt.want {
 				t.Errorf("Less(a, b) = %v, want %v", got, tt.want)
 			}
 		})
@@ -146,7 +159,7 @@ func TestLessKeepsGroupsTogether(t *testing.T) {
 		queued(t, member("x-early", "x").Obj(), at(5)),
 		queued(t, plain("between").Obj(), at(30)),
 	}
-	sort.SliceStable(entries, func(i, j int) bool { return e.pl.Less(entries[i], entries[j]) })
+	sort.SliceStable(entries, func(i, j int) bool { return e.queueSort().Less(entries[i], entries[j]) })
 	var got []string
 	for _, qpi := range entries {
 		got = append(got, qpi.Pod.Name)
@@ -158,9 +171,15 @@ func TestLessKeepsGroupsTogether(t *testing.T) {
 	// A strict weak order never says both a<b and b<a.
 	for _, a := range entries {
 		for _, b := range entries {
-			if e.pl.Less(a, b) && e.pl.Less(b, a) {
+			if e.queueSort().Less(a, b) && e.queueSort().Less(b, a) {
 				t.Errorf("Less(%s, %s) and Less(%s, %s) both hold", a.Pod.Name, b.Pod.Name, b.Pod.Name, a.Pod.Name)
 			}
 		}
 	}
+}
+
+// queueSort is the queue-order plugin over the test plugin's PodGroups and
+// group memory, as the scheduler's shared state wires them.
+func (e *testEnv) queueSort() *QueueSort {
+	return &QueueSort{podGroups: e.pl.podGroups, groups: e.pl.groups}
 }

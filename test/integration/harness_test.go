@@ -117,7 +117,7 @@ func (s *scenario) startScheduler(mutate func(*config.CoschedGangArgs)) {
 	schedCtx := &testutils.TestContext{ClientSet: s.cs, KubeConfig: s.tc.KubeConfig, Ctx: s.tc.Ctx, NS: s.tc.NS, CloseFn: func() {}}
 	testutils.InitTestSchedulerWithOptions(t, schedCtx, 0,
 		scheduler.WithProfiles(cfg.Profiles...),
-		scheduler.WithFrameworkOutOfTreeRegistry(frameworkruntime.Registry{gang.Name: gang.New}),
+		scheduler.WithFrameworkOutOfTreeRegistry(frameworkruntime.Registry{gang.Name: gang.New, gang.QueueSortName: gang.NewQueueSort}),
 		scheduler.WithPodInitialBackoffSeconds(1),
 		scheduler.WithPodMaxBackoffSeconds(2),
 	)

@@ -10,7 +10,8 @@
 //	    in-cluster names), client certificates for admin (O=system:masters),
 //	    kube-controller-manager, cosched (as the ServiceAccount
 //	    cosched-system/cosched) and kwok, and the service-account signing key
-//	    pair; then (re)writes one kubeconfig per client with the certificates
+//	    pair and a front-proxy CA and client certificate (request-header
+//	    authentication); then (re)writes one kubeconfig per client with the certificates
 //	    embedded.
 //
 //	pki scheduler-config -configmap FILE -key config.yaml -kubeconfig FILE -out FILE
@@ -109,7 +110,7 @@ func runInit(args []string) error {
 		}
 	}
 
-	ca, caKey, created, err := loadOrCreateCA(*pkiDir)
+	ca, caKey, created, err := loadOrCreateCA(*pkiDir, "ca", "cosched-local-ca")
 	if err != nil {
 		return err
 	}
@@ -133,6 +134,17 @@ func runInit(args []string) error {
 		if err := ensureLeaf(*pkiDir, c.name, leafSpec{cn: c.cn, orgs: c.orgs}, ca, caKey, force); err != nil {
 			return err
 		}
+	}
+	// Front proxy (request-header authentication): kube-apiserver identifies
+	// itself with front-proxy-client when it proxies to aggregated API servers,
+	// and publishes the CA in kube-system/extension-apiserver-authentication,
+	// where delegated authentication (cosched, kube-controller-manager) reads it.
+	fpCA, fpKey, fpCreated, err := loadOrCreateCA(*pkiDir, "front-proxy-ca", "cosched-local-front-proxy-ca")
+	if err != nil {
+		return err
+	}
+	if err := ensureLeaf(*pkiDir, "front-proxy-client", leafSpec{cn: "front-proxy-client"}, fpCA, fpKey, fpCreated); err != nil {
+		return err
 	}
 	if err := ensureServiceAccountKey(*pkiDir); err != nil {
 		return err
@@ -163,8 +175,8 @@ func runInit(args []string) error {
 
 // loadOrCreateCA returns the CA in dir, creating it when either file is
 // missing or unreadable.
-func loadOrCreateCA(dir string) (*x509.Certificate, crypto.Signer, bool, error) {
-	crtPath, keyPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+func loadOrCreateCA(dir, base, cn string) (*x509.Certificate, crypto.Signer, bool, error) {
+	crtPath, keyPath := filepath.Join(dir, base+".crt"), filepath.Join(dir, base+".key")
 	if crt, key, err := loadPair(crtPath, keyPath); err == nil && crt.IsCA && time.Until(crt.NotAfter) > renewBefore {
 		return crt, key, false, nil
 	}
@@ -175,7 +187,7 @@ func loadOrCreateCA(dir string) (*x509.Certificate, crypto.Signer, bool, error) 
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "cosched-local-ca"},
+		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(caValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,

@@ -1,0 +1,484 @@
+package performance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/kubernetes/pkg/scheduler"
+	perf "k8s.io/kubernetes/test/integration/scheduler_perf"
+	"k8s.io/kubernetes/test/utils/client-go/ktesting"
+	"k8s.io/utils/ptr"
+
+	"github.com/cosched/cosched/pkg/podgroup"
+)
+
+// What the harness does not measure, this file does, from one pod informer
+// per workload:
+//
+//   - the time from the workload's first pod to its last binding, to the
+//     millisecond (the harness's SchedulingDuration polls once a second);
+//   - every group's binding: how far apart its members were bound (a group
+//     left partially bound fails the workload);
+//   - for groups whose pods carry perf.cosched.dev/runtime-ms, their
+//     completion: the group is deleted that long after its last member was
+//     bound, as if the job ran and ended, which frees room for others;
+//   - the await marker: when a createNodes op creates a node labelled
+//     perf.cosched.dev/await, the op blocks until every pod has been bound
+//     once and every group has completed, or fails after
+//     -cosched-await-timeout naming the groups that never completed;
+//   - cosched's own counters and the scheduler's attempt counts, read before
+//     the harness resets the metrics registry.
+//
+// Results go to -data-items-dir as cosched_<workload>_<time>.json, in the
+// harness's DataItems format.
+
+const (
+	// groupSizeLabel on a pod is its group's size: the group is complete
+	// when that many of its members have been bound.
+	groupSizeLabel = "perf.cosched.dev/group-size"
+	// runtimeLabel on a pod makes the finisher delete its group that many
+	// milliseconds after the group completed.
+	runtimeLabel = "perf.cosched.dev/runtime-ms"
+	// awaitLabel marks the node whose creation makes the benchmark wait for
+	// completion.
+	awaitLabel = "perf.cosched.dev/await"
+)
+
+// hooks carries the tracker of the running workload between the harness's
+// callbacks; workloads run one after another.
+type hooks struct {
+	mu      sync.Mutex
+	current *tracker
+}
+
+// prepare runs before each workload's ops, with the scheduler running.
+func (h *hooks) prepare(tCtx ktesting.TContext) error {
+	t, err := startTracker(tCtx)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.current = t
+	h.mu.Unlock()
+	// Registered after the harness's own cleanup, so it runs before it:
+	// the scheduler still runs and its metrics are not reset yet.
+	tCtx.TB().Cleanup(func() {
+		h.mu.Lock()
+		h.current = nil
+		h.mu.Unlock()
+		if err := t.finish(); err != nil {
+			tCtx.TB().Errorf("%v", err)
+		}
+	})
+	return nil
+}
+
+// nodesCreated runs after every createNodes op; it waits for completion
+// when the op created the await marker.
+func (h *hooks) nodesCreated(tCtx ktesting.TContext, _ *scheduler.Scheduler, _ *perf.Workload, nodes *v1.NodeList) error {
+	marked := false
+	for i := range nodes.Items {
+		if _, ok := nodes.Items[i].Labels[awaitLabel]; ok {
+			marked = true
+		}
+	}
+	h.mu.Lock()
+	t := h.current
+	h.mu.Unlock()
+	if !marked || t == nil {
+		return nil
+	}
+	return t.awaitCompletion(tCtx, *awaitTimeout)
+}
+
+type podRecord struct {
+	name, namespace string
+	group           *groupRecord
+	bound           time.Time
+}
+
+type groupRecord struct {
+	key     string
+	size    int
+	runtime time.Duration
+	members map[types.UID]*podRecord
+	// bound counts members bound at least once.
+	bound                 int
+	firstBound, lastBound time.Time
+	completed             bool
+	deleted               bool
+}
+
+type tracker struct {
+	name   string
+	client kubernetes.Interface
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	factory informers.SharedInformerFactory
+
+	mu sync.Mutex
+	// firstSeen is when the workload's first pod appeared.
+	firstSeen time.Time
+	lastBound time.Time
+	pods      map[types.UID]*podRecord
+	groups    map[string]*groupRecord
+	deletions sync.WaitGroup
+	timers    []*time.Timer
+	problems  []string
+	// awaited is when the await marker's wait ended, zero if it never ran.
+	awaited time.Time
+}
+
+func startTracker(tCtx ktesting.TContext) (*tracker, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &tracker{
+		name:   tCtx.Name(),
+		client: tCtx.Client(),
+		ctx:    ctx,
+		cancel: cancel,
+		pods:   map[types.UID]*podRecord{},
+		groups: map[string]*groupRecord{},
+	}
+	t.factory = informers.NewSharedInformerFactory(tCtx.Client(), 0)
+	podInformer := t.factory.Core().V1().Pods().Informer()
+	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { t.observe(obj) },
+		UpdateFunc: func(_, obj any) { t.observe(obj) },
+	}); err != nil {
+		cancel()
+		return nil, err
+	}
+	t.factory.Start(ctx.Done())
+	for typ, ok := range t.factory.WaitForCacheSync(tCtx.Done()) {
+		if !ok {
+			t.stop()
+			return nil, fmt.Errorf("pod informer %v did not sync", typ)
+		}
+	}
+	return t, nil
+}
+
+// groupOf returns the key of the pod's group, cosched's or in-tree.
+func groupOf(pod *v1.Pod) string {
+	if key := podgroup.KeyOf(pod); key != "" {
+		return key
+	}
+	if sg := pod.Spec.SchedulingGroup; sg != nil && sg.PodGroupName != nil {
+		return pod.Namespace + "/" + *sg.PodGroupName
+	}
+	return ""
+}
+
+func (t *tracker) observe(obj any) {
+	pod, ok := obj.(*v1.Pod)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rec, ok := t.pods[pod.UID]
+	if !ok {
+		if t.firstSeen.IsZero() {
+			t.firstSeen = now
+		}
+		rec = &podRecord{name: pod.Name, namespace: pod.Namespace}
+		if key := groupOf(pod); key != "" {
+			g := t.groups[key]
+			if g == nil {
+				g = &groupRecord{key: key, members: map[types.UID]*podRecord{}}
+				g.size, _ = strconv.Atoi(pod.Labels[groupSizeLabel])
+				if ms, err := strconv.Atoi(pod.Labels[runtimeLabel]); err == nil {
+					g.runtime = time.Duration(ms) * time.Millisecond
+				}
+				t.groups[key] = g
+			}
+			g.members[pod.UID] = rec
+			rec.group = g
+		}
+		t.pods[pod.UID] = rec
+	}
+	if pod.Spec.NodeName == "" || !rec.bound.IsZero() {
+		return
+	}
+	rec.bound = now
+	t.lastBound = now
+	g := rec.group
+	if g == nil {
+		return
+	}
+	g.bound++
+	if g.firstBound.IsZero() {
+		g.firstBound = now
+	}
+	g.lastBound = now
+	if g.size > 0 && g.bound >= g.size && !g.completed {
+		g.completed = true
+		if g.runtime > 0 {
+			t.finishLater(g)
+		}
+	}
+}
+
+// finishLater deletes the group's members once it has "run" for its
+// runtime. Called with t.mu held.
+func (t *tracker) finishLater(g *groupRecord) {
+	members := make([]podRecord, 0, len(g.members))
+	for _, m := range g.members {
+		members = append(members, *m)
+	}
+	t.deletions.Add(1)
+	timer := time.AfterFunc(g.runtime, func() {
+		defer t.deletions.Done()
+		for _, m := range members {
+			err := t.client.CoreV1().Pods(m.namespace).Delete(t.ctx, m.name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+			if err != nil && !apierrors.IsNotFound(err) && t.ctx.Err() == nil {
+				t.mu.Lock()
+				t.problems = append(t.problems, fmt.Sprintf("deleting finished member %s/%s: %v", m.namespace, m.name, err))
+				t.mu.Unlock()
+			}
+		}
+		t.mu.Lock()
+		g.deleted = true
+		t.mu.Unlock()
+	})
+	t.timers = append(t.timers, timer)
+}
+
+// awaitCompletion blocks until every pod seen has been bound once and every
+// group has completed.
+func (t *tracker) awaitCompletion(tCtx ktesting.TContext, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		pending, incomplete := t.outstanding()
+		if pending == 0 && len(incomplete) == 0 {
+			t.mu.Lock()
+			t.awaited = time.Now()
+			t.mu.Unlock()
+			tCtx.Logf("await marker: every pod bound and every group completed")
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deadlock: after %s, %d pod(s) were never bound and %d group(s) never completed: %s; cosched counters: %s",
+				timeout, pending, len(incomplete), strings.Join(first(incomplete, 10), ", "), describeCounters(gatherCounters()))
+		}
+		select {
+		case <-tCtx.Done():
+			return context.Cause(tCtx)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// outstanding returns how many pods were never bound and which groups have
+// not completed.
+func (t *tracker) outstanding() (int, []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pending := 0
+	for _, p := range t.pods {
+		if p.bound.IsZero() {
+			pending++
+		}
+	}
+	var incomplete []string
+	for _, g := range t.groups {
+		if !g.completed {
+			incomplete = append(incomplete, fmt.Sprintf("%s (%d/%d bound)", g.key, g.bound, g.size))
+		}
+	}
+	sort.Strings(incomplete)
+	return pending, incomplete
+}
+
+func first(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+}
+
+func (t *tracker) stop() {
+	// No event arrives after Shutdown, so no timer is added after this.
+	t.cancel()
+	t.factory.Shutdown()
+	t.mu.Lock()
+	timers := t.timers
+	t.mu.Unlock()
+	for _, timer := range timers {
+		if timer.Stop() {
+			t.deletions.Done()
+		}
+	}
+	t.deletions.Wait()
+}
+
+// finish checks the groups, reads the counters and writes the results.
+func (t *tracker) finish() error {
+	counters := gatherCounters()
+	t.stop()
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	for _, p := range t.problems {
+		errs = append(errs, errors.New(p))
+	}
+	groups := map[string]float64{"Total": 0, "Completed": 0, "PartiallyBound": 0, "MaxBindSpreadMs": 0, "MedianBindSpreadMs": 0}
+	var spreads []float64
+	for _, g := range t.groups {
+		groups["Total"]++
+		switch {
+		case g.completed:
+			groups["Completed"]++
+			spreads = append(spreads, float64(g.lastBound.Sub(g.firstBound).Milliseconds()))
+		case g.bound > 0 && !g.deleted:
+			// Bound members of a group that never completed: the
+			// all-or-nothing promise was broken.
+			groups["PartiallyBound"]++
+			errs = append(errs, fmt.Errorf("group %s ended partially bound: %d of %d members", g.key, g.bound, g.size))
+		}
+	}
+	if len(spreads) > 0 {
+		sort.Float64s(spreads)
+		groups["MaxBindSpreadMs"] = spreads[len(spreads)-1]
+		groups["MedianBindSpreadMs"] = spreads[len(spreads)/2]
+	}
+
+	name := strings.TrimPrefix(t.name, "BenchmarkPerfScheduling/")
+	bound := 0
+	for _, p := range t.pods {
+		if !p.bound.IsZero() {
+			bound++
+		}
+	}
+	items := []perf.DataItem{
+		{
+			Labels: map[string]string{"Name": name, "Metric": "cosched:AllBound"},
+			Unit:   "s",
+			Data: map[string]float64{
+				"Pods":  float64(len(t.pods)),
+				"Bound": float64(bound),
+				// From the first pod seen to the last binding.
+				"Duration": seconds(t.firstSeen, t.lastBound),
+			},
+		},
+		{
+			Labels: map[string]string{"Name": name, "Metric": "cosched:Groups"},
+			Unit:   "groups",
+			Data:   groups,
+		},
+		{
+			Labels: map[string]string{"Name": name, "Metric": "cosched:Counters"},
+			Unit:   "count",
+			Data:   counters,
+		},
+	}
+	if !t.awaited.IsZero() {
+		items = append(items, perf.DataItem{
+			Labels: map[string]string{"Name": name, "Metric": "cosched:AllComplete"},
+			Unit:   "s",
+			Data:   map[string]float64{"Duration": seconds(t.firstSeen, t.lastBound)},
+		})
+	}
+	if err := writeItems(name, items); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func seconds(from, to time.Time) float64 {
+	if from.IsZero() || to.IsZero() {
+		return 0
+	}
+	return to.Sub(from).Seconds()
+}
+
+// gatherCounters reads cosched's counters and the scheduler's attempt
+// counts from the process-wide registry the in-process scheduler uses.
+func gatherCounters() map[string]float64 {
+	out := map[string]float64{}
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		out["GatherErrors"] = 1
+		return out
+	}
+	for _, f := range families {
+		name := f.GetName()
+		var key func(labels map[string]string) string
+		switch {
+		case name == "scheduler_schedule_attempts_total":
+			key = func(l map[string]string) string { return "attempts_" + l["result"] }
+		case name == "cosched_gang_rejections_total":
+			key = func(l map[string]string) string { return "rejections_" + l["reason"] }
+		case strings.HasPrefix(name, "cosched_gang_"):
+			short := strings.TrimSuffix(strings.TrimPrefix(name, "cosched_gang_"), "_total")
+			key = func(map[string]string) string { return short }
+		default:
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetCounter() == nil {
+				continue // histograms are collected by the harness
+			}
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			out[key(labels)] += m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+func describeCounters(c map[string]float64) string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%g", k, c[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9-_]`)
+
+// writeItems stores the items next to the harness's results.
+func writeItems(name string, items []perf.DataItem) error {
+	dir := "."
+	if f := flag.Lookup("data-items-dir"); f != nil && f.Value.String() != "" {
+		dir = f.Value.String()
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(perf.DataItems{Version: "v1", DataItems: items}, "", "  ")
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(dir, fmt.Sprintf("cosched_%s_%s.json", unsafeChars.ReplaceAllString(name, "_"), time.Now().UTC().Format("20060102T150405.000")))
+	return os.WriteFile(file, data, 0o644)
+}
