@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: all build test test-unit test-integration verify etcd clean compare
+.PHONY: all build test test-unit test-integration test-e2e verify etcd clean compare demo local-up local-down local-tools
 
 all: build
 
@@ -23,8 +23,12 @@ all: build
 build:
 	$(GOBUILD) -o bin/cosched ./cmd/cosched
 
-## test: what CI runs: static checks, unit tests, integration tests against a real API server
-test: verify test-unit test-integration
+## demo: local control plane (no Docker, no cluster) + cosched + the showcase; leaves the cluster up
+demo: build
+	hack/demo.sh
+
+## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane
+test: verify test-unit test-integration test-e2e
 
 ## test-unit: fast, table-driven tests of every package
 test-unit:
@@ -56,3 +60,19 @@ compare: etcd
 		$(GOTEST) -count=1 -timeout 30m -run 'TestCompareStrategies$$' ./test/integration/ > _output/compare.log 2>&1 \
 		|| { tail -50 _output/compare.log; exit 1; }
 	@cat _output/compare.md
+
+## test-e2e: bring up the local control plane, run test/e2e against it, tear it down
+test-e2e: build
+	hack/test-e2e.sh
+
+## local-up: local control plane (etcd, kube-apiserver, kube-controller-manager, KWOK nodes) + cosched; knobs in hack/local-up.sh
+local-up: build
+	hack/local-up.sh
+
+## local-down: stop it; KEEP_STATE=1 keeps _output/local
+local-down:
+	hack/local-down.sh
+
+## local-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, kwok without starting anything
+local-tools:
+	BUILD_ONLY=1 hack/local-up.sh

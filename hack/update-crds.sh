@@ -15,6 +15,9 @@
 # Validation added on top of upstream (deterministic, applied to the temporary
 # copy of types.go before generation, as kubebuilder markers so that
 # controller-gen itself emits the schema):
+#   spec, spec.minMember:        required (a 0 is omitted on the wire, so only
+#                                "required" turns minMember 0 into an error
+#                                instead of a silent quorum of 1)
 #   spec.minMember:              maximum 100000   (upstream already has minimum 1)
 #   spec.scheduleTimeoutSeconds: minimum 1, maximum 86400 (one day)
 # Each marker is inserted directly above its field declaration; the script
@@ -127,7 +130,10 @@ add_markers() {
     { print }' "${types}" >"${types}.new"
   mv "${types}.new" "${types}"
 }
+add_markers '^[[:space:]]*Spec[[:space:]]+PodGroupSpec[[:space:]]' \
+  '+kubebuilder:validation:Required'
 add_markers '^[[:space:]]*MinMember[[:space:]]+int32[[:space:]]' \
+  '+required' \
   '+kubebuilder:validation:Maximum=100000'
 add_markers '^[[:space:]]*ScheduleTimeoutSeconds[[:space:]]+\*int32[[:space:]]' \
   '+kubebuilder:validation:Minimum=1' \

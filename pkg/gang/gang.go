@@ -213,6 +213,10 @@ func (pl *CoschedGang) watch(pgInformer cache.SharedIndexInformer) error {
 	}); err != nil {
 		return err
 	}
+	nodeInformer := pl.handle.SharedInformerFactory().Core().V1().Nodes().Informer()
+	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onNodeDelete}); err != nil {
+		return err
+	}
 	if pgInformer == nil {
 		return nil
 	}

@@ -362,6 +362,22 @@ func (t *groupTracker) rejectedAt(key string) time.Time {
 	return time.Time{}
 }
 
+// groupsOnNode returns the groups with a member reserved on node.
+func (t *groupTracker) groupsOnNode(node string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var keys []string
+	for key, g := range t.groups {
+		for _, r := range g.reserved {
+			if r.node == node {
+				keys = append(keys, key)
+				break
+			}
+		}
+	}
+	return keys
+}
+
 // forget drops a group whose PodGroup was deleted and returns the members
 // that still held reservations.
 func (t *groupTracker) forget(key string) []types.UID {

@@ -137,3 +137,21 @@ func (pl *CoschedGang) onPodGroupDelete(obj any) {
 		klog.FromContext(pl.ctx).V(2).Info("PodGroup deleted while members waited", "podGroup", key, "rejected", n)
 	}
 }
+
+// onNodeDelete fails the attempts of groups whose waiting members reserved
+// the deleted node: letting them bind would put a member on a node that is
+// gone while its siblings run.
+func (pl *CoschedGang) onNodeDelete(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	node, ok := obj.(*v1.Node)
+	if !ok {
+		return
+	}
+	for _, key := range pl.groups.groupsOnNode(node.Name) {
+		ns, name, _ := cache.SplitMetaNamespaceKey(key)
+		pg, _ := pl.podGroups.PodGroups(ns).Get(name)
+		pl.rejectGroup(key, pg, "node_deleted", fmt.Sprintf("node %s, which a waiting member had reserved, was deleted", node.Name), true)
+	}
+}

@@ -114,6 +114,8 @@ type podRecord struct {
 	name, namespace string
 	group           *groupRecord
 	bound           time.Time
+	// nominated is the pod's status.nominatedNodeName while it is unbound.
+	nominated string
 }
 
 type groupRecord struct {
@@ -147,6 +149,10 @@ type tracker struct {
 	problems  []string
 	// awaited is when the await marker's wait ended, zero if it never ran.
 	awaited time.Time
+	// maxNominated is the most pods seen at once that were not bound yet
+	// but held a nominated node; sampled once a second.
+	maxNominated int
+	sampler      sync.WaitGroup
 }
 
 func startTracker(tCtx ktesting.TContext) (*tracker, error) {
@@ -175,7 +181,49 @@ func startTracker(tCtx ktesting.TContext) (*tracker, error) {
 			return nil, fmt.Errorf("pod informer %v did not sync", typ)
 		}
 	}
+	t.sampler.Add(1)
+	go t.sample()
 	return t, nil
+}
+
+// sample keeps the peak of pending pods that hold a nominated node: room
+// the scheduler's Filter counts as taken on that node (for pods of equal or
+// lower priority) although nothing runs there.
+func (t *tracker) sample() {
+	defer t.sampler.Done()
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-ticker.C:
+			t.mu.Lock()
+			_, nominated := t.pendingLocked()
+			t.maxNominated = max(t.maxNominated, nominated)
+			t.mu.Unlock()
+		}
+	}
+}
+
+// nominatedNodesLocked lists the nodes most nominated by pending pods.
+func (t *tracker) nominatedNodesLocked(n int) string {
+	count := map[string]int{}
+	for _, p := range t.pods {
+		if p.bound.IsZero() && p.nominated != "" {
+			count[p.nominated]++
+		}
+	}
+	nodes := make([]string, 0, len(count))
+	for node := range count {
+		nodes = append(nodes, node)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return count[nodes[i]] > count[nodes[j]] })
+	var parts []string
+	for _, node := range first(nodes, n) {
+		parts = append(parts, fmt.Sprintf("%s: %d", node, count[node]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // groupOf returns the key of the pod's group, cosched's or in-tree.
@@ -217,6 +265,9 @@ func (t *tracker) observe(obj any) {
 			rec.group = g
 		}
 		t.pods[pod.UID] = rec
+	}
+	if pod.Spec.NodeName == "" {
+		rec.nominated = pod.Status.NominatedNodeName
 	}
 	if pod.Spec.NodeName == "" || !rec.bound.IsZero() {
 		return
@@ -279,8 +330,12 @@ func (t *tracker) awaitCompletion(tCtx ktesting.TContext, timeout time.Duration)
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("deadlock: after %s, %d pod(s) were never bound and %d group(s) never completed: %s; cosched counters: %s",
-				timeout, pending, len(incomplete), strings.Join(first(incomplete, 10), ", "), describeCounters(gatherCounters()))
+			t.mu.Lock()
+			_, nominated := t.pendingLocked()
+			nodes := t.nominatedNodesLocked(5)
+			t.mu.Unlock()
+			return fmt.Errorf("deadlock: after %s, %d pod(s) were never bound (%d of them with a nominated node: %s) and %d group(s) never completed: %s; cosched counters: %s",
+				timeout, pending, nominated, nodes, len(incomplete), strings.Join(first(incomplete, 10), ", "), describeCounters(gatherCounters()))
 		}
 		select {
 		case <-tCtx.Done():
@@ -295,12 +350,25 @@ func (t *tracker) awaitCompletion(tCtx ktesting.TContext, timeout time.Duration)
 func (t *tracker) outstanding() (int, []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	pending := 0
+	pending, _ := t.pendingLocked()
+	return pending, t.incompleteLocked()
+}
+
+// pendingLocked counts the pods never bound, and those of them that carry
+// a nominated node (room the scheduler holds for them on that node).
+func (t *tracker) pendingLocked() (pending, nominated int) {
 	for _, p := range t.pods {
 		if p.bound.IsZero() {
 			pending++
+			if p.nominated != "" {
+				nominated++
+			}
 		}
 	}
+	return pending, nominated
+}
+
+func (t *tracker) incompleteLocked() []string {
 	var incomplete []string
 	for _, g := range t.groups {
 		if !g.completed {
@@ -308,7 +376,7 @@ func (t *tracker) outstanding() (int, []string) {
 		}
 	}
 	sort.Strings(incomplete)
-	return pending, incomplete
+	return incomplete
 }
 
 func first(s []string, n int) []string {
@@ -321,6 +389,7 @@ func first(s []string, n int) []string {
 func (t *tracker) stop() {
 	// No event arrives after Shutdown, so no timer is added after this.
 	t.cancel()
+	t.sampler.Wait()
 	t.factory.Shutdown()
 	t.mu.Lock()
 	timers := t.timers
@@ -366,11 +435,10 @@ func (t *tracker) finish() error {
 	}
 
 	name := strings.TrimPrefix(t.name, "BenchmarkPerfScheduling/")
-	bound := 0
-	for _, p := range t.pods {
-		if !p.bound.IsZero() {
-			bound++
-		}
+	pending, nominated := t.pendingLocked()
+	bound := len(t.pods) - pending
+	if pending > 0 && nominated > 0 {
+		errs = append(errs, fmt.Errorf("%d pod(s) never bound; %d hold a nominated node (%s)", pending, nominated, t.nominatedNodesLocked(5)))
 	}
 	items := []perf.DataItem{
 		{
@@ -379,6 +447,10 @@ func (t *tracker) finish() error {
 			Data: map[string]float64{
 				"Pods":  float64(len(t.pods)),
 				"Bound": float64(bound),
+				// Pods never bound that hold a nominated node at the end,
+				// and the most seen at once during the run.
+				"PendingNominated":    float64(nominated),
+				"MaxPendingNominated": float64(t.maxNominated),
 				// From the first pod seen to the last binding.
 				"Duration": seconds(t.firstSeen, t.lastBound),
 			},

@@ -1,0 +1,163 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/cosched/cosched/pkg/apis/config"
+	"github.com/cosched/cosched/test/testutil"
+)
+
+// TestFaults checks all-or-nothing where things go wrong.
+func TestFaults(t *testing.T) {
+	c := startCluster(t)
+
+	t.Run("scheduler restarted while members wait at Permit: the gang binds whole or not at all", func(t *testing.T) {
+		s := c.newScenario(t, nodes("restart", 2, "4", "8Gi"), nil)
+		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 300))
+		pods := s.members("job", 3, "1", "1Gi")
+		gate(pods[2])
+		names := s.createPods(pods...)
+		// Two members hold reservations in the scheduler's memory only.
+		s.expectNoneBound(names, 2*time.Second)
+		s.restartScheduler(nil)
+		s.expectNoneBound(names, 3*time.Second)
+		ungate(s, pods[2].Name)
+		s.expectAllBound(names, bindTimeout)
+	})
+
+	t.Run("the PodGroup deleted while members wait: they are released at once", func(t *testing.T) {
+		s := c.newScenario(t, nodes("pgdeleted", 1, "4", "8Gi"), func(a *config.CoschedGangArgs) {
+			a.PodGroupBackoffSeconds = ptr.To[int64](10)
+		})
+		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 300))
+		pods := s.members("job", 3, "1", "1Gi")
+		gate(pods[2])
+		names := s.createPods(pods...)
+		s.expectNoneBound(names, 2*time.Second)
+		if err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Delete(s.ctx, "job", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The room the members held is free again: a pod that needs all of
+		// it binds long before the 300s timeout.
+		plain := s.createPods(testutil.Pod(s.ns, "plain", "", "3", "1Gi"))
+		s.expectAllBound(plain, bindTimeout)
+		s.expectNoneBound(names[:2], time.Second)
+	})
+
+	t.Run("minMember raised past the pods that exist while members wait: they are released", func(t *testing.T) {
+		s := c.newScenario(t, nodes("raised", 1, "4", "8Gi"), func(a *config.CoschedGangArgs) {
+			a.PodGroupBackoffSeconds = ptr.To[int64](10)
+		})
+		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 300))
+		pods := s.members("job", 3, "1", "1Gi")
+		gate(pods[2])
+		names := s.createPods(pods...)
+		s.expectNoneBound(names, 2*time.Second)
+		pg, err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Get(s.ctx, "job", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pg.Spec.MinMember = 5
+		if _, err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Update(s.ctx, pg, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.expectEvent("job", "minMember changed from 3 to 5", bindTimeout)
+		s.expectNoneBound(names, time.Second)
+	})
+
+	t.Run("minMember lowered to what is reserved while members wait: they bind", func(t *testing.T) {
+		s := c.newScenario(t, nodes("lowered", 1, "4", "8Gi"), nil)
+		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 300))
+		pods := s.members("job", 3, "1", "1Gi")
+		gate(pods[2])
+		names := s.createPods(pods...)
+		s.expectNoneBound(names, 2*time.Second)
+		pg, err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Get(s.ctx, "job", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pg.Spec.MinMember = 2
+		if _, err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Update(s.ctx, pg, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.expectAllBound(names[:2], bindTimeout)
+	})
+
+	t.Run("a node deleted under a waiting gang: nothing binds to it, the gang retries", func(t *testing.T) {
+		s := c.newScenario(t, nodes("nodegone", 2, "4", "8Gi"), func(a *config.CoschedGangArgs) {
+			a.PodGroupBackoffSeconds = ptr.To[int64](1)
+		})
+		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 5))
+		pods := s.members("job", 3, "1", "1Gi")
+		gate(pods[2])
+		names := s.createPods(pods...)
+		s.expectNoneBound(names, 2*time.Second)
+		if err := s.cs.CoreV1().Nodes().Delete(s.ctx, s.nodes[0], metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.expectEvent("job", "was deleted", bindTimeout)
+		ungate(s, pods[2].Name)
+		placed := s.expectAllBound(names, bindTimeout)
+		for name, node := range placed {
+			if node == s.nodes[0] {
+				t.Errorf("%s was bound to the deleted node %s", name, node)
+			}
+		}
+	})
+}
+
+// TestBadInput checks that invalid PodGroups are refused by the API server
+// with an error that names the field.
+func TestBadInput(t *testing.T) {
+	c := startCluster(t)
+	s := c.newScenario(t, nodes("bad", 1, "4", "8Gi"), nil)
+	for _, tc := range []struct {
+		name, want string
+		minMember  int32
+		timeout    *int32
+	}{
+		// 0 vanishes on the wire (omitempty), so the CRD requires the field.
+		{"zero-quorum", "spec.minMember: Required value", 0, nil},
+		{"negative-quorum", "spec.minMember", -3, nil},
+		{"absurd-quorum", "spec.minMember", 1_000_000, nil},
+		{"negative-timeout", "spec.scheduleTimeoutSeconds", 2, ptr.To[int32](-1)},
+		{"huge-timeout", "spec.scheduleTimeoutSeconds", 2, ptr.To[int32](10_000_000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pg := testutil.PodGroup(s.ns, tc.name, tc.minMember)
+			pg.Spec.ScheduleTimeoutSeconds = tc.timeout
+			_, err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Create(s.ctx, pg, metav1.CreateOptions{})
+			if err == nil {
+				t.Fatalf("PodGroup %s was accepted", tc.name)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %s", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("pods of a PodGroup that does not exist wait, and say so", func(t *testing.T) {
+		names := s.createPods(s.members("ghost", 2, "100m", "128Mi")...)
+		s.expectNoneBound(names, 2*time.Second)
+		// The plain pods beside them are not held up.
+		plain := s.createPods(testutil.Pod(s.ns, "plain", "", "100m", "128Mi"))
+		s.expectAllBound(plain, bindTimeout)
+	})
+}
+
+func ungate(s *scenario, name string) {
+	s.t.Helper()
+	p, err := s.cs.CoreV1().Pods(s.ns).Get(s.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	p.Spec.SchedulingGates = nil
+	if _, err := s.cs.CoreV1().Pods(s.ns).Update(s.ctx, p, metav1.UpdateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+}
