@@ -13,6 +13,8 @@
 #   -pods-timeout / -await-timeout: how long a workload may wait for its pods to
 #             be bound / its groups to complete before it fails; default 10m
 #
+# BENCH_COMMIT, when set, is recorded as the commit measured (default: git HEAD).
+#
 # Any failed workload (a group never bound, a deadlock, a partially bound
 # group) fails the script after printing the failure. The etcd the harness
 # starts for each workload must be on PATH: make etcd (hack/build-etcd.sh)
@@ -59,7 +61,12 @@ export ARTIFACTS="${out}/logs"
 
 machine() {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- pkg cmd go.mod 2>/dev/null || echo ' (with uncommitted changes in pkg, cmd or go.mod)')"
+  local commit="${BENCH_COMMIT:-}"
+  if [[ -z "${commit}" ]] && git rev-parse --git-dir >/dev/null 2>&1; then
+    commit="$(git rev-parse --short HEAD)"
+    git diff --quiet HEAD -- pkg cmd go.mod go.sum || commit="${commit} with uncommitted changes in pkg, cmd or go.mod"
+  fi
+  echo "commit: ${commit:-unknown}"
   echo "go: $(go env GOVERSION)"
   echo "cpu: $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
   echo "memory: $(awk '/^MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"

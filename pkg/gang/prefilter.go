@@ -10,7 +10,10 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/sets"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 
 	"github.com/cosched/cosched/pkg/capacity"
 	"github.com/cosched/cosched/pkg/placement"
@@ -111,6 +114,12 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 	for i, ni := range nodes {
 		free[i] = capacity.NodeOf(ni)
 	}
+	// For packing, only the nodes the members may use count: their node
+	// selection and the taints they tolerate rule out the rest.
+	eligible := free
+	if len(c.pending) > 0 {
+		eligible = eligibleNodes(klog.FromContext(ctx), c.pending, nodes, free)
+	}
 	if len(pg.Spec.MinResources) > 0 {
 		want := capacity.FromList(pg.Spec.MinResources)
 		// Members already placed hold part of minResources themselves.
@@ -145,10 +154,51 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 	for i, pod := range c.pending {
 		requests[i] = capacity.RequestOf(pod)
 	}
-	res := capacity.Pack(free, requests)
+	res := capacity.Pack(eligible, requests)
 	if res.Placed >= need {
 		return ""
 	}
 	return fmt.Sprintf("%d/%d members fit (%d placed, %d more fit of %d needed); %s",
 		c.placed+res.Placed, quorum, c.placed, res.Placed, need, res.Blocked)
+}
+
+// eligibleNodes keeps the nodes that the members' required node affinity
+// selects and whose NoSchedule/NoExecute taints they tolerate. Members of a
+// group usually share a template; when they do not agree, every node is kept,
+// which keeps the check optimistic rather than wrong.
+func eligibleNodes(logger klog.Logger, pending []*v1.Pod, nodes []fwk.NodeInfo, free []capacity.Node) []capacity.Node {
+	rep := pending[0]
+	for _, p := range pending[1:] {
+		if !equality.Semantic.DeepEqual(p.Spec.NodeSelector, rep.Spec.NodeSelector) ||
+			!equality.Semantic.DeepEqual(nodeAffinityOf(p), nodeAffinityOf(rep)) ||
+			!equality.Semantic.DeepEqual(p.Spec.Tolerations, rep.Spec.Tolerations) {
+			return free
+		}
+	}
+	required := nodeaffinity.GetRequiredNodeAffinity(rep)
+	hardTaints := func(t *v1.Taint) bool {
+		return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
+	}
+	out := make([]capacity.Node, 0, len(free))
+	for i, ni := range nodes {
+		node := ni.Node()
+		if node == nil {
+			continue
+		}
+		if ok, _ := required.Match(node); !ok {
+			continue
+		}
+		if _, untolerated := corev1helpers.FindMatchingUntoleratedTaint(logger, node.Spec.Taints, rep.Spec.Tolerations, hardTaints, false); untolerated {
+			continue
+		}
+		out = append(out, free[i])
+	}
+	return out
+}
+
+func nodeAffinityOf(p *v1.Pod) *v1.NodeAffinity {
+	if p.Spec.Affinity == nil {
+		return nil
+	}
+	return p.Spec.Affinity.NodeAffinity
 }

@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -31,8 +30,8 @@ import (
 	"github.com/cosched/cosched/pkg/podgroup"
 )
 
-// What the harness does not measure, this file does, from one pod informer
-// per workload:
+// What the harness does not measure, this file does, watching pods through
+// the scheduler's own pod informer (the one the harness counts with):
 //
 //   - the time from the workload's first pod to its last binding, to the
 //     millisecond (the harness's SchedulingDuration polls once a second);
@@ -46,7 +45,10 @@ import (
 //     once and every group has completed, or fails after
 //     -cosched-await-timeout naming the groups that never completed;
 //   - cosched's own counters and the scheduler's attempt counts, read before
-//     the harness resets the metrics registry.
+//     the harness resets the metrics registry;
+//   - pods never bound that hold a nominated node (status.nominatedNodeName):
+//     the scheduler's Filter counts them as occupying that node, so stale
+//     nominations are reported, with the nodes they pile on.
 //
 // Results go to -data-items-dir as cosched_<workload>_<time>.json, in the
 // harness's DataItems format.
@@ -72,10 +74,7 @@ type hooks struct {
 
 // prepare runs before each workload's ops, with the scheduler running.
 func (h *hooks) prepare(tCtx ktesting.TContext) error {
-	t, err := startTracker(tCtx)
-	if err != nil {
-		return err
-	}
+	t := startTracker(tCtx)
 	h.mu.Lock()
 	h.current = t
 	h.mu.Unlock()
@@ -92,22 +91,25 @@ func (h *hooks) prepare(tCtx ktesting.TContext) error {
 	return nil
 }
 
-// nodesCreated runs after every createNodes op; it waits for completion
-// when the op created the await marker.
-func (h *hooks) nodesCreated(tCtx ktesting.TContext, _ *scheduler.Scheduler, _ *perf.Workload, nodes *v1.NodeList) error {
-	marked := false
-	for i := range nodes.Items {
-		if _, ok := nodes.Items[i].Labels[awaitLabel]; ok {
-			marked = true
-		}
-	}
+// nodesCreated runs after every createNodes op. The first one attaches the
+// tracker to the scheduler's pod informer (every workload creates its nodes
+// before its pods); one that created the await marker waits for completion.
+func (h *hooks) nodesCreated(tCtx ktesting.TContext, sched *scheduler.Scheduler, _ *perf.Workload, nodes *v1.NodeList) error {
 	h.mu.Lock()
 	t := h.current
 	h.mu.Unlock()
-	if !marked || t == nil {
+	if t == nil {
 		return nil
 	}
-	return t.awaitCompletion(tCtx, *awaitTimeout)
+	if err := t.attach(sched); err != nil {
+		return err
+	}
+	for i := range nodes.Items {
+		if _, ok := nodes.Items[i].Labels[awaitLabel]; ok {
+			return t.awaitCompletion(tCtx, *awaitTimeout)
+		}
+	}
+	return nil
 }
 
 type podRecord struct {
@@ -136,7 +138,9 @@ type tracker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	factory informers.SharedInformerFactory
+	// informer is the scheduler's pod informer once attach ran.
+	informer     cache.SharedIndexInformer
+	registration cache.ResourceEventHandlerRegistration
 
 	mu sync.Mutex
 	// firstSeen is when the workload's first pod appeared.
@@ -155,7 +159,7 @@ type tracker struct {
 	sampler      sync.WaitGroup
 }
 
-func startTracker(tCtx ktesting.TContext) (*tracker, error) {
+func startTracker(tCtx ktesting.TContext) *tracker {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &tracker{
 		name:   tCtx.Name(),
@@ -165,25 +169,63 @@ func startTracker(tCtx ktesting.TContext) (*tracker, error) {
 		pods:   map[types.UID]*podRecord{},
 		groups: map[string]*groupRecord{},
 	}
-	t.factory = informers.NewSharedInformerFactory(tCtx.Client(), 0)
-	podInformer := t.factory.Core().V1().Pods().Informer()
-	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { t.observe(obj) },
-		UpdateFunc: func(_, obj any) { t.observe(obj) },
-	}); err != nil {
-		cancel()
-		return nil, err
-	}
-	t.factory.Start(ctx.Done())
-	for typ, ok := range t.factory.WaitForCacheSync(tCtx.Done()) {
-		if !ok {
-			t.stop()
-			return nil, fmt.Errorf("pod informer %v did not sync", typ)
-		}
-	}
 	t.sampler.Add(1)
 	go t.sample()
-	return t, nil
+	return t
+}
+
+// attach starts watching pods through the scheduler's own pod informer, the
+// one the harness counts bound pods with, so that both see every binding at
+// the same moment (a second watch lags behind under load).
+func (t *tracker) attach(sched *scheduler.Scheduler) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.informer != nil {
+		return nil
+	}
+	for _, prof := range sched.Profiles {
+		informer := prof.SharedInformerFactory().Core().V1().Pods().Informer()
+		reg, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { t.observe(obj) },
+			UpdateFunc: func(_, obj any) { t.observe(obj) },
+		})
+		if err != nil {
+			return err
+		}
+		t.informer, t.registration = informer, reg
+		return nil
+	}
+	return errors.New("the scheduler has no profile")
+}
+
+// catchUp waits until the tracker has seen every binding that the
+// informer's store holds: handlers are told of a change after the store
+// has it.
+func (t *tracker) catchUp(timeout time.Duration) {
+	if t.informer == nil {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		behind := false
+		for _, obj := range t.informer.GetStore().List() {
+			pod, ok := obj.(*v1.Pod)
+			if !ok || pod.Spec.NodeName == "" {
+				continue
+			}
+			t.mu.Lock()
+			rec := t.pods[pod.UID]
+			behind = rec == nil || rec.bound.IsZero()
+			t.mu.Unlock()
+			if behind {
+				break
+			}
+		}
+		if !behind {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // sample keeps the peak of pending pods that hold a nominated node: room
@@ -245,6 +287,9 @@ func (t *tracker) observe(obj any) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.ctx.Err() != nil {
+		return // stopped: no new timers
+	}
 	rec, ok := t.pods[pod.UID]
 	if !ok {
 		if t.firstSeen.IsZero() {
@@ -387,10 +432,13 @@ func first(s []string, n int) []string {
 }
 
 func (t *tracker) stop() {
-	// No event arrives after Shutdown, so no timer is added after this.
+	// No event arrives after the handler is removed, so no timer is added
+	// after this.
 	t.cancel()
 	t.sampler.Wait()
-	t.factory.Shutdown()
+	if t.informer != nil {
+		_ = t.informer.RemoveEventHandler(t.registration)
+	}
 	t.mu.Lock()
 	timers := t.timers
 	t.mu.Unlock()
@@ -404,6 +452,7 @@ func (t *tracker) stop() {
 
 // finish checks the groups, reads the counters and writes the results.
 func (t *tracker) finish() error {
+	t.catchUp(30 * time.Second)
 	counters := gatherCounters()
 	t.stop()
 

@@ -14,7 +14,7 @@
 // Besides the harness's own results (BenchmarkPerfScheduling_benchmark_cosched_*.json)
 // every workload writes cosched_*.json to -data-items-dir: its time until all
 // pods are bound, group outcomes and cosched's counters (hooks_test.go).
-// hack/bench-report turns both into a table and a plot.
+// test/performance/report (run by hack/bench.sh) turns both into a table and a plot.
 package performance
 
 import (
