@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +47,6 @@ func TestCoschedBinary(t *testing.T) {
 	c := startCluster(t, "--token-auth-file="+tokens)
 	ctx := c.tc.Ctx
 
-	var objs []any
 	for _, rel := range []string{"manifests/cosched/namespace.yaml", "manifests/cosched/rbac.yaml", "manifests/cosched/config.yaml"} {
 		got, err := testutil.ReadManifest(rel)
 		if err != nil {
@@ -54,34 +55,16 @@ func TestCoschedBinary(t *testing.T) {
 		if err := testutil.Apply(ctx, c.cs, got...); err != nil {
 			t.Fatalf("applying %s: %v", rel, err)
 		}
-		for _, o := range got {
-			objs = append(objs, o)
-		}
 	}
 	configPath := writeDeployedConfig(t, ctx, c, dir)
 	bin := coschedBinary(t, dir)
 
-	port := freePort(t)
-	cmd := exec.Command(bin, "--config="+configPath, "--secure-port="+port, "--bind-address=127.0.0.1", "-v=2")
-	cmd.Env = append(os.Environ(), "POD_NAMESPACE=cosched-system")
-	logFile, err := os.Create(filepath.Join(dir, "cosched.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		if t.Failed() {
-			out, _ := os.ReadFile(logFile.Name())
-			t.Logf("cosched log:\n%s", tail(string(out), 80))
-		}
-	})
+	// Two replicas, as the Deployment runs them; the first takes the lease.
+	first := startCosched(t, bin, configPath, dir, "first")
+	waitLease(t, c, "cosched")
+	second := startCosched(t, bin, configPath, dir, "second")
 
-	s := c.newScenarioWithoutScheduler(t, nodes("binary", 2, "4", "8Gi"))
+	s := c.newScenarioWithoutScheduler(t, nodes("binary", 4, "4", "8Gi"))
 	s.createGroup(testutil.PodGroup(s.ns, "gang", 3))
 	names := s.createPods(s.members("gang", 3, "1", "1Gi")...)
 	s.expectAllBound(names, 60*time.Second)
@@ -93,11 +76,104 @@ func TestCoschedBinary(t *testing.T) {
 			t.Errorf("lease cosched-system/%s: %v", lease, err)
 		}
 	}
-	out, _ := os.ReadFile(logFile.Name())
-	for _, forbidden := range []string{"is forbidden", coschedToken} {
-		if strings.Contains(string(out), forbidden) {
-			t.Errorf("cosched log contains %q:\n%s", forbidden, grepLines(string(out), forbidden))
+
+	// The endpoints are served as kube-scheduler serves them: health for
+	// anyone, metrics only for those RBAC allows.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/metrics": http.StatusForbidden} {
+		resp, err := client.Get("https://127.0.0.1:" + first.port + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
 		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("anonymous GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
+	// A burst of gangs; the leader dies in the middle of it. The other
+	// replica takes over, and every gang ends bound whole.
+	var groups [][]string
+	for g := 0; g < 6; g++ {
+		name := fmt.Sprintf("burst-%d", g)
+		s.createGroup(testutil.PodGroup(s.ns, name, 3))
+		groups = append(groups, s.createPods(s.members(name, 3, "500m", "512Mi")...))
+		if g == 2 {
+			first.kill()
+		}
+	}
+	for _, names := range groups {
+		s.expectAllBound(names, 90*time.Second)
+	}
+	if second.exited() {
+		t.Errorf("the second replica exited")
+	}
+	for _, r := range []*coschedProcess{first, second} {
+		out, _ := os.ReadFile(r.log)
+		for _, forbidden := range []string{"is forbidden", coschedToken} {
+			if strings.Contains(string(out), forbidden) {
+				t.Errorf("%s replica's log contains %q:\n%s", r.name, forbidden, grepLines(string(out), forbidden))
+			}
+		}
+	}
+}
+
+// coschedProcess is one running replica of the binary.
+type coschedProcess struct {
+	name, port, log string
+	cmd             *exec.Cmd
+	done            chan struct{}
+}
+
+func startCosched(t *testing.T, bin, config, dir, name string) *coschedProcess {
+	t.Helper()
+	p := &coschedProcess{name: name, port: freePort(t), log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "--config="+config, "--secure-port="+p.port, "--bind-address=127.0.0.1", "-v=2")
+	p.cmd.Env = append(os.Environ(), "POD_NAMESPACE=cosched-system")
+	logFile, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			out, _ := os.ReadFile(p.log)
+			t.Logf("%s replica's log:\n%s", name, tail(string(out), 60))
+		}
+	})
+	return p
+}
+
+func (p *coschedProcess) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *coschedProcess) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func waitLease(t *testing.T, c *cluster, name string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(c.tc.Ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		l, err := c.cs.CoordinationV1().Leases("cosched-system").Get(ctx, name, metav1.GetOptions{})
+		return err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "", nil
+	})
+	if err != nil {
+		t.Fatalf("nobody took the lease cosched-system/%s: %v", name, err)
 	}
 }
 
