@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: all build test test-unit test-integration test-e2e verify etcd clean compare demo local-up local-down local-tools
+.PHONY: all build test test-unit test-integration test-e2e verify etcd clean compare demo local-up local-down local-tools bench bench-smoke
 
 all: build
 
@@ -28,7 +28,7 @@ demo: build
 	hack/demo.sh
 
 ## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane
-test: verify test-unit test-integration test-e2e
+test: verify test-unit test-integration test-e2e bench-smoke
 
 ## test-unit: fast, table-driven tests of every package
 test-unit:
@@ -76,3 +76,12 @@ local-down:
 ## local-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, kwok without starting anything
 local-tools:
 	BUILD_ONLY=1 hack/local-up.sh
+
+## bench: scheduler_perf at the performance sizes; table and plot in _output/bench (docs/performance.md)
+BENCH_FILTER ?= performance
+bench: etcd
+	hack/bench.sh -filter $(BENCH_FILTER) -out _output/bench
+
+## bench-smoke: every benchmark case at 10-20 nodes, so CI proves the benchmarks still run
+bench-smoke: etcd
+	hack/bench.sh -filter smoke -out _output/bench-smoke

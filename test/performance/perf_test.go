@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,24 +78,58 @@ func BenchmarkPerfScheduling(b *testing.B) {
 	)
 }
 
-// registry is cosched's out-of-tree plugin. The harness starts the scheduler
-// before any op runs, and CoschedGang's New fails unless PodGroups can be
-// listed, so the factory installs the PodGroup CRD first. Test cases whose
-// config does not enable CoschedGang never call it.
+// registry is cosched's out-of-tree plugins, as cmd/cosched registers them.
+// The harness starts the scheduler before any op runs, and the plugins
+// fail to start unless PodGroups can be listed, so the first factory called
+// installs the PodGroup CRD. Test cases whose config enables neither plugin
+// never call them.
 func registry() frameworkruntime.Registry {
-	return frameworkruntime.Registry{
-		gang.Name: func(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+	ctxs := &pluginContexts{byHandle: map[fwk.Handle]context.Context{}}
+	withCRD := func(factory frameworkruntime.PluginFactory) frameworkruntime.PluginFactory {
+		return func(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 			cfg := rest.CopyConfig(h.KubeConfig())
 			// The scheduler's client speaks protobuf; JSON is safe for any
 			// API group.
 			cfg.ContentType = runtime.ContentTypeJSON
 			cfg.AcceptContentTypes = runtime.ContentTypeJSON
 			if err := testutil.InstallCRD(ctx, cfg); err != nil {
-				return nil, fmt.Errorf("installing the PodGroup CRD for %s: %w", gang.Name, err)
+				return nil, fmt.Errorf("installing the PodGroup CRD: %w", err)
 			}
-			return gang.New(ctx, obj, h)
-		},
+			return factory(ctxs.forHandle(ctx, h), obj, h)
+		}
 	}
+	return frameworkruntime.Registry{
+		gang.QueueSortName: withCRD(gang.NewQueueSort),
+		gang.Name:          withCRD(gang.New),
+	}
+}
+
+// pluginContexts hands the plugins of one scheduler profile one comparable
+// context derived from the scheduler's. The plugins key their per-scheduler
+// state by the context they are built with, and the context scheduler_perf
+// runs the scheduler with (a ktesting.TContext value) cannot be a map key:
+// passing it on unchanged panics ("hash of unhashable type
+// ktesting.TContext"). The derived context ends with the scheduler's.
+type pluginContexts struct {
+	mu       sync.Mutex
+	byHandle map[fwk.Handle]context.Context
+}
+
+func (p *pluginContexts) forHandle(ctx context.Context, h fwk.Handle) context.Context {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.byHandle[h]; ok {
+		return c
+	}
+	c, cancel := context.WithCancel(ctx)
+	p.byHandle[h] = c
+	context.AfterFunc(c, func() {
+		cancel()
+		p.mu.Lock()
+		delete(p.byHandle, h)
+		p.mu.Unlock()
+	})
+	return c
 }
 
 // locateAPIServerFixtures lets the in-process kube-apiserver find its

@@ -64,6 +64,7 @@ const (
 	tcAnnotated      = "ColocationAnnotated"
 	tcMemberByMember = "ColocationMemberByMember"
 	tcContention     = "Contention"
+	tcNoWaitNNN      = "CoschedGangNoWaitNomination"
 )
 
 type dataItem struct {
@@ -453,6 +454,7 @@ func renderMarkdown(r *run) string {
 	r.gangTable(&m)
 	r.colocationTable(&m)
 	r.contentionTable(&m)
+	r.diagnosticTable(&m)
 	r.detailTable(&m)
 	r.failures(&m)
 	return m.b.String()
@@ -546,6 +548,36 @@ func (r *run) contentionTable(m *md) {
 	m.line("\"All complete\" is the time from the first pod to the last binding (this run's machine; it includes each group's fixed runtime and the groups' backoff).")
 	m.line("")
 	m.table([]string{"workload", "groups completed", "left partially bound", "all complete", "group rejections", "attempts per pod", "max bind spread of a group"}, rows)
+}
+
+func (r *run) diagnosticTable(m *md) {
+	var rows [][]string
+	for _, name := range r.names(tcNoWaitNNN) {
+		w := r.get(tcNoWaitNNN, name)
+		s, _ := parseShape(name)
+		// The same groups with the feature on: plain gangs, or annotated
+		// co-location groups for a domain shape.
+		with := r.get(tcGang, name)
+		if s.domain != "" {
+			with = r.get(tcAnnotated, name)
+		}
+		done, total, ok := w.completed()
+		rows = append(rows, []string{
+			name,
+			fmtRatio(w.avg(), r.get(tcPlain, s.base).avg()),
+			fmtRatio(w.avg(), with.avg()),
+			completion(done, total, ok),
+			rejections(w),
+		})
+	}
+	if len(rows) == 0 {
+		return
+	}
+	m.line("## Diagnostic: waiting members without a nominated node")
+	m.line("")
+	m.line("CoschedGang with the scheduler feature NominatedNodeNameForExpectation off, against the same groups with it on (plain gangs, or annotated co-location groups for a domain shape).")
+	m.line("")
+	m.table([]string{"workload", "throughput / plain pods", "throughput / same groups with the feature on", "groups completed", "group rejections"}, rows)
 }
 
 func rejections(w *workload) string {
