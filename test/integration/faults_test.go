@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -34,11 +35,7 @@ func TestFaults(t *testing.T) {
 		s := c.newScenario(t, nodes("pgdeleted", 1, "4", "8Gi"), func(a *config.CoschedGangArgs) {
 			a.PodGroupBackoffSeconds = ptr.To[int64](10)
 		})
-		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 300))
-		pods := s.members("job", 3, "1", "1Gi")
-		gate(pods[2])
-		names := s.createPods(pods...)
-		s.expectNoneBound(names, 2*time.Second)
+		_, names := s.gangWaitingAtPermit(300)
 		if err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Delete(s.ctx, "job", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -53,11 +50,7 @@ func TestFaults(t *testing.T) {
 		s := c.newScenario(t, nodes("raised", 1, "4", "8Gi"), func(a *config.CoschedGangArgs) {
 			a.PodGroupBackoffSeconds = ptr.To[int64](10)
 		})
-		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 300))
-		pods := s.members("job", 3, "1", "1Gi")
-		gate(pods[2])
-		names := s.createPods(pods...)
-		s.expectNoneBound(names, 2*time.Second)
+		_, names := s.gangWaitingAtPermit(300)
 		pg, err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Get(s.ctx, "job", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -72,11 +65,7 @@ func TestFaults(t *testing.T) {
 
 	t.Run("minMember lowered to what is reserved while members wait: they bind", func(t *testing.T) {
 		s := c.newScenario(t, nodes("lowered", 1, "4", "8Gi"), nil)
-		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 300))
-		pods := s.members("job", 3, "1", "1Gi")
-		gate(pods[2])
-		names := s.createPods(pods...)
-		s.expectNoneBound(names, 2*time.Second)
+		_, names := s.gangWaitingAtPermit(300)
 		pg, err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Get(s.ctx, "job", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -160,4 +149,17 @@ func ungate(s *scenario, name string) {
 	if _, err := s.cs.CoreV1().Pods(s.ns).Update(s.ctx, p, metav1.UpdateOptions{}); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// gangWaitingAtPermit creates the PodGroup "job" (quorum 3) whose third
+// member is held by a scheduling gate, so the first two reserve nodes and
+// wait at Permit for it.
+func (s *scenario) gangWaitingAtPermit(timeoutSeconds int32) ([]*v1.Pod, []string) {
+	s.t.Helper()
+	s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), timeoutSeconds))
+	pods := s.members("job", 3, "1", "1Gi")
+	gate(pods[2])
+	names := s.createPods(pods...)
+	s.expectNoneBound(names, 2*time.Second)
+	return pods, names
 }

@@ -22,8 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +51,7 @@ var (
 const configFile = "performance-config.yaml"
 
 func TestMain(m *testing.M) {
-	if err := locateAPIServerFixtures(); err != nil {
+	if err := testutil.LocateAPIServerFixtures(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -130,23 +128,4 @@ func (p *pluginContexts) forHandle(ctx context.Context, h fwk.Handle) context.Co
 		p.mu.Unlock()
 	})
 	return c
-}
-
-// locateAPIServerFixtures lets the in-process kube-apiserver find its
-// serving-certificate fixtures under -trimpath (which every build here uses):
-// it looks for them relative to its own source file, whose path -trimpath
-// makes module-relative, and resolves such a path against TEST_SRCDIR and
-// TEST_WORKSPACE, which therefore point at the module cache.
-func locateAPIServerFixtures() error {
-	if os.Getenv("TEST_SRCDIR") != "" {
-		return nil
-	}
-	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
-	if err != nil {
-		return fmt.Errorf("finding the module cache for kube-apiserver's test fixtures: %w", err)
-	}
-	if err := os.Setenv("TEST_SRCDIR", strings.TrimSpace(string(out))); err != nil {
-		return err
-	}
-	return os.Setenv("TEST_WORKSPACE", ".")
 }
