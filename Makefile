@@ -80,8 +80,9 @@ local-tools:
 ## bench: scheduler_perf at the performance sizes; table and plot in _output/bench (docs/performance.md)
 BENCH_FILTER ?= performance
 bench: etcd
-	hack/bench.sh -filter $(BENCH_FILTER) -out _output/bench
+	hack/bench.sh -filter '$(BENCH_FILTER)' -out _output/bench
 
 ## bench-smoke: every benchmark case at 10-20 nodes, so CI proves the benchmarks still run
 bench-smoke: etcd
-	hack/bench.sh -filter smoke -out _output/bench-smoke
+	$(GOTEST) -count=1 ./test/performance/report/
+	hack/bench.sh -filter smoke -out _output/bench-smoke -timeout 20m -pods-timeout 2m -await-timeout 2m

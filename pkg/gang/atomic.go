@@ -160,7 +160,9 @@ func (s *frameworkSim) Fits(m, n int) bool {
 	if !shape.allowed.AllNodes() && !shape.allowed.NodeNames.Has(ni.Node().Name) {
 		return false
 	}
-	return s.handle.RunFilterPlugins(s.ctx, shape.state, shape.pod, ni).IsSuccess()
+	// With nominated pods, as the scheduler's own Filter does: a plan onto
+	// room that a nominated pod will take fails its member at once.
+	return s.handle.RunFilterPluginsWithNominatedPods(s.ctx, shape.state, shape.pod, ni).IsSuccess()
 }
 
 func (s *frameworkSim) Place(m, n int) {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -129,15 +130,17 @@ func (s *schedulerShared) startStatusWriter(ctx context.Context, handle fwk.Hand
 
 var (
 	sharedMu sync.Mutex
-	// shared is keyed by the scheduler's context, which the framework hands
-	// to every profile's plugins; an entry goes when its scheduler stops.
-	shared = map[context.Context]*schedulerShared{}
+	// shared is keyed by the scheduler's informer factory, which every
+	// profile's handle returns (a context is not always comparable); an
+	// entry goes when its scheduler stops.
+	shared = map[informers.SharedInformerFactory]*schedulerShared{}
 )
 
 func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error) {
+	key := handle.SharedInformerFactory()
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
-	if s, ok := shared[ctx]; ok {
+	if s, ok := shared[key]; ok {
 		return s, nil
 	}
 	client, err := versioned.NewForConfig(podGroupClientConfig(handle.KubeConfig()))
@@ -154,11 +157,11 @@ func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error)
 		return nil, fmt.Errorf("PodGroups (scheduling.x-k8s.io/v1alpha1) did not list within %s: is the CRD installed (manifests/crds) and may the scheduler list podgroups?", informerSyncTimeout)
 	}
 	s := &schedulerShared{client: client, informer: pgInformer, groups: newGroupTracker()}
-	shared[ctx] = s
+	shared[key] = s
 	go func() {
 		<-ctx.Done()
 		sharedMu.Lock()
-		delete(shared, ctx)
+		delete(shared, key)
 		sharedMu.Unlock()
 	}()
 	return s, nil

@@ -163,10 +163,10 @@ func (pl *CoschedGang) PostFilter(_ context.Context, state fwk.CycleState, pod *
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
 	if _, err := state.Read(preFilterRejectedKey); err == nil {
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s was turned away before filtering", key))
+		return clearNomination, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s was turned away before filtering", key))
 	}
 	if pg == nil {
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key))
+		return clearNomination, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key))
 	}
 	quorum := podgroup.MinMember(pg)
 	c := pl.countMembers(key, nil, false)
@@ -185,5 +185,11 @@ func (pl *CoschedGang) PostFilter(_ context.Context, state fwk.CycleState, pod *
 		}
 	}
 	pl.rejectGroup(key, pg, reason, cause, retry)
-	return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, cause))
+	return clearNomination, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, cause))
 }
+
+// clearNomination drops the nominated node a member may still carry from an
+// earlier wait at Permit (the scheduler nominates waiting pods). A member of
+// a rejected group that kept it would hold phantom room on that node, which
+// other pods' Filter and the atomic planner respect.
+var clearNomination = &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatingMode: fwk.ModeOverride}}

@@ -545,7 +545,13 @@ func TestPostFilter(t *testing.T) {
 				state.Write(preFilterRejectedKey, preFilterRejected{})
 			}
 			res, s := e.pl.PostFilter(e.ctx, state, tt.pod, framework.NewDefaultNodeToStatus())
-			if res != nil {
+			// A turned-away member drops any nomination left from an earlier
+			// wait at Permit; other pods nominate nothing here.
+			wantClear := s.Code() == fwk.UnschedulableAndUnresolvable
+			if gotClear := res != nil && res.NominatingInfo != nil && res.NominatingInfo.NominatingMode == fwk.ModeOverride && res.NominatingInfo.NominatedNodeName == ""; gotClear != wantClear {
+				t.Errorf("PostFilterResult %+v: clears the nomination = %v, want %v", res, gotClear, wantClear)
+			}
+			if !wantClear && res != nil {
 				t.Errorf("PostFilterResult: got %v, want nil", res)
 			}
 			assertStatus(t, s, tt.wantCode, tt.wantMsg...)
