@@ -32,6 +32,8 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	schedinformers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions/scheduling/v1alpha1"
 	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
+
+	"github.com/cosched/cosched/pkg/podgroup"
 )
 
 const (
@@ -41,7 +43,7 @@ const (
 
 	// PodGroupIndex is the name of the pod informer index that maps
 	// "<namespace>/<pod group name>" to the group's pods.
-	PodGroupIndex = "cosched.dev/pod-group"
+	PodGroupIndex = podgroup.IndexName
 
 	// eventAction is the action reported in the events this controller emits.
 	eventAction = "UpdatePodGroupStatus"
@@ -94,12 +96,8 @@ func NewController(kube kubernetes.Interface, pgClient versioned.Interface, pgIn
 	}
 
 	podSharedInformer := podInformer.Informer()
-	// The index may already be registered by another user of a shared
-	// informer; adding it twice would fail.
-	if _, exists := podSharedInformer.GetIndexer().GetIndexers()[PodGroupIndex]; !exists {
-		if err := podSharedInformer.AddIndexers(cache.Indexers{PodGroupIndex: podGroupIndexFunc}); err != nil {
-			return nil, fmt.Errorf("adding pod group index to pod informer: %w", err)
-		}
+	if err := podgroup.AddIndex(podSharedInformer); err != nil {
+		return nil, fmt.Errorf("adding pod group index to pod informer: %w", err)
 	}
 	c.podIndexer = podSharedInformer.GetIndexer()
 	c.podsSynced = podSharedInformer.HasSynced
@@ -128,27 +126,6 @@ func NewMemberPodInformerFactory(client kubernetes.Interface, resync time.Durati
 		informers.WithTweakListOptions(func(options *metav1.ListOptions) {
 			options.LabelSelector = schedv1alpha1.PodGroupLabel
 		}))
-}
-
-// podGroupIndexFunc indexes pods by "<namespace>/<pod group name>".
-func podGroupIndexFunc(obj interface{}) ([]string, error) {
-	pod, ok := obj.(*v1.Pod)
-	if !ok {
-		return nil, nil
-	}
-	if key, ok := podGroupKey(pod); ok {
-		return []string{key}, nil
-	}
-	return nil, nil
-}
-
-// podGroupKey returns the workqueue key of the group pod belongs to.
-func podGroupKey(pod *v1.Pod) (string, bool) {
-	group := pod.Labels[schedv1alpha1.PodGroupLabel]
-	if group == "" {
-		return "", false
-	}
-	return pod.Namespace + "/" + group, true
 }
 
 // Run waits for the informers to sync and processes PodGroups with the given
@@ -232,8 +209,8 @@ func (c *Controller) updatePod(oldObj, newObj interface{}) {
 	}
 	c.enqueuePodOwner(newPod)
 	// A relabelled pod leaves its old group.
-	if oldKey, ok := podGroupKey(oldPod); ok {
-		if newKey, _ := podGroupKey(newPod); newKey != oldKey {
+	if oldKey, ok := podGroupKeyOf(oldPod); ok {
+		if newKey, _ := podGroupKeyOf(newPod); newKey != oldKey {
 			c.enqueue(oldKey)
 		}
 	}
@@ -247,7 +224,7 @@ func (c *Controller) enqueuePodOwner(obj interface{}) {
 	if !ok {
 		return
 	}
-	if key, ok := podGroupKey(pod); ok {
+	if key, ok := podGroupKeyOf(pod); ok {
 		c.logger.V(5).Info("Pod changed, enqueueing its PodGroup", "pod", klog.KObj(pod), "podGroup", key)
 		c.enqueue(key)
 	}
@@ -482,4 +459,10 @@ func failedMemberNames(pg *schedv1alpha1.PodGroup, pods []*v1.Pod) string {
 		list += fmt.Sprintf(" and %d more", more)
 	}
 	return list
+}
+
+// podGroupKeyOf returns pod's group key and whether it is in a group.
+func podGroupKeyOf(pod *v1.Pod) (string, bool) {
+	key := podgroup.KeyOf(pod)
+	return key, key != ""
 }
