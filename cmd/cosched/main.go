@@ -1,6 +1,6 @@
 // Command cosched is kube-scheduler with every in-tree plugin plus cosched's
-// gang scheduling plugin. Run it as a secondary scheduler: pods opt in with
-// spec.schedulerName.
+// gang scheduling and gang-aware preemption plugins. Run it as a secondary
+// scheduler: pods opt in with spec.schedulerName.
 package main
 
 import (
@@ -13,12 +13,14 @@ import (
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 
 	"github.com/cosched/cosched/pkg/gang"
+	"github.com/cosched/cosched/pkg/preemption"
 )
 
 func main() {
 	command := app.NewSchedulerCommand(
 		app.WithPlugin(gang.QueueSortName, gang.NewQueueSort),
 		app.WithPlugin(gang.Name, gang.New),
+		app.WithPlugin(preemption.Name, preemption.New),
 	)
 	command.Use = "cosched"
 	os.Exit(cli.Run(command))

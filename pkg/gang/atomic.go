@@ -54,17 +54,7 @@ func (pl *CoschedGang) planGroup(ctx context.Context, topologyKey string, need i
 	if !ok {
 		return nil, "the scheduler framework cannot run PreFilter plugins for planning"
 	}
-	shapes, memberShape := shapesOf(pending)
-	sims := make([]shapeState, len(shapes))
-	for i, rep := range shapes {
-		st := framework.NewCycleState()
-		st.Write(simulationKey, simulation{})
-		res, status, _ := runner.RunPreFilterPlugins(ctx, st, rep)
-		sims[i] = shapeState{pod: rep, state: st, allowed: res}
-		if !status.IsSuccess() {
-			sims[i].failure = status.Message()
-		}
-	}
+	sims, memberShape := shapeStatesOf(ctx, runner, pending)
 
 	in := placement.Input{Need: need}
 	byValue := map[string]int{}
@@ -109,6 +99,22 @@ func (pl *CoschedGang) planGroup(ctx context.Context, topologyKey string, need i
 	klog.FromContext(ctx).V(3).Info("Planned pod group", "topologyKey", topologyKey, "domain", res.Plan.Domain,
 		"members", len(res.Plan.Nodes), "simulatedDomains", res.Simulated)
 	return res.Plan, ""
+}
+
+// shapeStatesOf runs the PreFilter plugins once per shape of pods.
+func shapeStatesOf(ctx context.Context, runner preFilterRunner, pods []*v1.Pod) ([]shapeState, []int) {
+	shapes, memberShape := shapesOf(pods)
+	sims := make([]shapeState, len(shapes))
+	for i, rep := range shapes {
+		st := framework.NewCycleState()
+		st.Write(simulationKey, simulation{})
+		res, status, _ := runner.RunPreFilterPlugins(ctx, st, rep)
+		sims[i] = shapeState{pod: rep, state: st, allowed: res}
+		if !status.IsSuccess() {
+			sims[i].failure = status.Message()
+		}
+	}
+	return sims, memberShape
 }
 
 // shapeState is one requirement class's simulation: a representative member

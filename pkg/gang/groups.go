@@ -41,6 +41,21 @@ type groupState struct {
 	// activationPending is set while a timer will requeue the group's
 	// members at the end of its backoff.
 	activationPending bool
+	// preemption is the group's eviction of victims in flight, if any.
+	preemption *preemptionInFlight
+}
+
+// preemptionInFlight remembers whom a group preempted, so that it does not
+// evict more while its victims terminate.
+type preemptionInFlight struct {
+	victims []victimRef
+	started time.Time
+}
+
+// victimRef names one preempted pod.
+type victimRef struct {
+	namespace, name string
+	uid             types.UID
 }
 
 // reservation is one member's hold on a node.
@@ -76,7 +91,7 @@ func (t *groupTracker) getOrCreateLocked(key string) *groupState {
 // remember, so the map only holds groups in flight or recently rejected.
 func (t *groupTracker) dropIfIdleLocked(key string) {
 	if g, ok := t.groups[key]; ok && len(g.reserved) == 0 && len(g.releasing) == 0 &&
-		g.rejectedAt.IsZero() && !g.activationPending && g.plan == nil {
+		g.rejectedAt.IsZero() && !g.activationPending && g.plan == nil && g.preemption == nil {
 		delete(t.groups, key)
 	}
 }
@@ -393,6 +408,46 @@ func (t *groupTracker) forget(key string) []types.UID {
 		uids = append(uids, uid)
 	}
 	return uids
+}
+
+// startPreemption records the victims a group's preemption is evicting.
+func (t *groupTracker) startPreemption(key string, victims []victimRef, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.getOrCreateLocked(key).preemption = &preemptionInFlight{victims: victims, started: now}
+}
+
+// preemptionPending returns how many of the group's last victims are still
+// there (present reports one), forgetting the preemption once none are or
+// once it is older than maxAge: a victim stuck terminating must not keep the
+// group from ever preempting again.
+func (t *groupTracker) preemptionPending(key string, now time.Time, maxAge time.Duration, present func(victimRef) bool) int {
+	t.mu.Lock()
+	g, ok := t.groups[key]
+	if !ok || g.preemption == nil {
+		t.mu.Unlock()
+		return 0
+	}
+	p := g.preemption
+	t.mu.Unlock()
+	// present reads caches with locks of their own: never under t.mu.
+	left := 0
+	if now.Sub(p.started) < maxAge {
+		for _, v := range p.victims {
+			if present(v) {
+				left++
+			}
+		}
+	}
+	if left == 0 {
+		t.mu.Lock()
+		if g, ok := t.groups[key]; ok && g.preemption == p {
+			g.preemption = nil
+			t.dropIfIdleLocked(key)
+		}
+		t.mu.Unlock()
+	}
+	return left
 }
 
 // size reports how many groups are tracked (for tests and leak checks).

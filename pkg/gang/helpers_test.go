@@ -24,8 +24,13 @@ import (
 	"k8s.io/component-base/metrics/testutil"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
+	internalcache "k8s.io/kubernetes/pkg/scheduler/backend/cache"
+	internalqueue "k8s.io/kubernetes/pkg/scheduler/backend/queue"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/defaultbinder"
+	plfeature "k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/noderesources"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	tf "k8s.io/kubernetes/pkg/scheduler/testing/framework"
@@ -95,6 +100,10 @@ type testEnv struct {
 	informerFactory informers.SharedInformerFactory
 	pgFactory       schedinformers.SharedInformerFactory
 
+	// snapshot is what the framework's snapshot lister shows; tests that
+	// preempt replace it with setCluster.
+	snapshot *testSnapshot
+
 	mu       sync.Mutex
 	outcomes map[types.UID]chan *fwk.Status
 	states   map[types.UID]fwk.CycleState
@@ -133,6 +142,7 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 		activator:       &recordingActivator{},
 		outcomes:        map[types.UID]chan *fwk.Status{},
 		states:          map[types.UID]fwk.CycleState{},
+		snapshot:        &testSnapshot{Snapshot: internalcache.NewEmptySnapshot()},
 	}
 	factory := func(_ context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 		pl, err := newPlugin(plCtx, h, args, pgInformer.Lister(), pgInformer.Informer())
@@ -146,11 +156,17 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
 		tf.RegisterQueueSortPlugin(QueueSortName, func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return &QueueSort{}, nil }),
 		tf.RegisterPluginAsExtensions(Name, factory, "PreFilter", "PostFilter", "Reserve", "Permit"),
+		// Resource fit, so that planning and preemption simulations see
+		// what the real profile's Filter would.
+		tf.RegisterPluginAsExtensions(noderesources.Name, newFit, "PreFilter", "Filter"),
 	}, "cosched-test",
 		frameworkruntime.WithInformerFactory(informerFactory),
 		frameworkruntime.WithWaitingPods(frameworkruntime.NewWaitingPodsMap()),
 		frameworkruntime.WithPodActivator(e.activator),
 		frameworkruntime.WithEventRecorder(e.recorder),
+		frameworkruntime.WithPodNominator(internalqueue.NewSchedulingQueue(nil, informerFactory)),
+		frameworkruntime.WithSnapshotSharedLister(e.snapshot),
+		frameworkruntime.WithClientSet(client),
 	)
 	if err != nil {
 		cancel()
@@ -534,3 +550,23 @@ func assertStatus(t *testing.T, got *fwk.Status, wantCode fwk.Code, wantMsg ...s
 }
 
 func typesUID(name string) types.UID { return types.UID(name) }
+
+// testSnapshot lets a test swap the cluster the framework's snapshot lister
+// shows after the framework is built.
+type testSnapshot struct {
+	*internalcache.Snapshot
+}
+
+// setCluster makes the snapshot show these nodes with these placed pods.
+func (e *testEnv) setCluster(pods []*v1.Pod, nodes []*v1.Node) {
+	e.snapshot.Snapshot = internalcache.NewSnapshot(pods, nodes)
+}
+
+// newFit builds NodeResourcesFit with its default args.
+func newFit(ctx context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+	args := &schedconfig.NodeResourcesFitArgs{ScoringStrategy: &schedconfig.ScoringStrategy{
+		Type:      schedconfig.LeastAllocated,
+		Resources: []schedconfig.ResourceSpec{{Name: "cpu", Weight: 1}, {Name: "memory", Weight: 1}},
+	}}
+	return noderesources.NewFit(ctx, args, h, plfeature.Features{})
+}

@@ -46,11 +46,26 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	})
 
+	preemptions = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "preemptions_total",
+		Help:           "Preemption attempts by pod groups that could not be placed, by result (preempted, no_room, waiting, error).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"result"})
+
+	preemptionVictims = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "preemption_victims_total",
+		Help:           "Pods evicted to make room for pod groups.",
+		StabilityLevel: metrics.ALPHA,
+	})
+
 	registerOnce sync.Once
 )
 
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(groupRejections, groupsAdmitted, permitWaitDuration, heldCPUSeconds, heldMemoryByteSeconds)
+		legacyregistry.MustRegister(groupRejections, groupsAdmitted, permitWaitDuration, heldCPUSeconds, heldMemoryByteSeconds,
+			preemptions, preemptionVictims)
 	})
 }

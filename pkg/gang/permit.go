@@ -153,17 +153,26 @@ func (pl *CoschedGang) activatePending(logger klog.Logger, key string) {
 
 // PostFilter runs when a member found no node. Its group cannot complete this
 // attempt, so the members already waiting are rejected at once instead of
-// holding their nodes until the timeout. It also keeps the default
-// preemption from evicting pods for a single member of a group that is not
-// placed yet, which would not make room for the group (gang-aware
-// preemption is separate work).
-func (pl *CoschedGang) PostFilter(_ context.Context, state fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+// holding their nodes until the timeout. If lower-priority pods or gangs
+// stand in the way, the group preempts them as a whole (preempt.go);
+// otherwise the member's failure ends here, so no per-member preemption
+// evicts pods for a single member, which would not make room for the group.
+func (pl *CoschedGang) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	key, pg := pl.podGroupOf(pod)
 	if key == "" {
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
-	if _, err := state.Read(preFilterRejectedKey); err == nil {
-		return clearNomination, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s was turned away before filtering", key))
+	if data, err := state.Read(preFilterRejectedKey); err == nil {
+		msg := fmt.Sprintf("PodGroup %s was turned away before filtering", key)
+		if r, ok := data.(preFilterRejected); ok && r.noFit && pg != nil {
+			// The group as a whole does not fit: room may be made for it.
+			result, status, whyNot := pl.preemptForGroup(ctx, pod, key, pg)
+			if status != nil {
+				return result, status
+			}
+			msg = withPreemptionNote(msg, whyNot)
+		}
+		return clearNomination, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg)
 	}
 	if pg == nil {
 		return clearNomination, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key))
@@ -185,7 +194,23 @@ func (pl *CoschedGang) PostFilter(_ context.Context, state fwk.CycleState, pod *
 		}
 	}
 	pl.rejectGroup(key, pg, reason, cause, retry)
-	return clearNomination, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, cause))
+	msg := fmt.Sprintf("PodGroup %s: %s", key, cause)
+	if !retry {
+		result, status, whyNot := pl.preemptForGroup(ctx, pod, key, pg)
+		if status != nil {
+			return result, status
+		}
+		msg = withPreemptionNote(msg, whyNot)
+	}
+	return clearNomination, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg)
+}
+
+// withPreemptionNote adds why preemption could not help, when it was tried.
+func withPreemptionNote(msg, whyNot string) string {
+	if whyNot == "" {
+		return msg
+	}
+	return msg + "; preemption cannot help: " + whyNot
 }
 
 // clearNomination drops the nominated node a member may still carry from an

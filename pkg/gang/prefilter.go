@@ -35,11 +35,11 @@ func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 		// The planner runs PreFilter for a member; the group is its business.
 		return nil, nil
 	}
-	status := pl.preFilterMember(ctx, key, pg, pod, nodes)
+	status, noFit := pl.preFilterMember(ctx, key, pg, pod, nodes)
 	if !status.IsSuccess() {
 		// PostFilter runs after a PreFilter rejection too; it must know the
-		// group's fate is already settled.
-		state.Write(preFilterRejectedKey, preFilterRejected{})
+		// group's fate is already settled, and whether preemption may help.
+		state.Write(preFilterRejectedKey, preFilterRejected{noFit: noFit})
 		return nil, status
 	}
 	return planResult(pl.groups.planOf(key), pod), nil
@@ -57,40 +57,53 @@ func planResult(plan *placement.Plan, pod *v1.Pod) *fwk.PreFilterResult {
 	return &fwk.PreFilterResult{NodeNames: sets.New(plan.DomainNodes...)}
 }
 
-func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
+// preFilterMember decides whether pod may try; noFit is set when the group
+// was turned away because it does not fit as a whole.
+func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) (status *fwk.Status, noFit bool) {
 	if pg == nil {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key))
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key)), false
 	}
 	attemptStart := pl.groups.reservedCount(key) == 0
 	if reason, left, ok := pl.groups.backingOff(key, pl.clock.Now()); ok && attemptStart {
 		// The members that woke during the backoff come back when it ends.
 		pl.activateAfterBackoff(key)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
-			fmt.Sprintf("PodGroup %s is backing off for %s after it was rejected: %s", key, left.Round(100*time.Millisecond), reason))
+			fmt.Sprintf("PodGroup %s is backing off for %s after it was rejected: %s", key, left.Round(100*time.Millisecond), reason)), false
 	}
 	c := pl.countMembers(key, pod, attemptStart)
 	quorum := podgroup.MinMember(pg)
 	if c.live < quorum {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("waiting for quorum: %d/%d pods of PodGroup %s exist", c.live, quorum, key))
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("waiting for quorum: %d/%d pods of PodGroup %s exist", c.live, quorum, key)), false
 	}
 	if !attemptStart {
-		return nil
+		return nil, false
+	}
+	// Planning must see the room as it is: nominations the group's own
+	// pending members still carry (from an earlier wait at Permit or an
+	// earlier preemption) would count as taken.
+	for _, m := range c.pending {
+		if m.UID != pod.UID {
+			pl.handle.DeleteNominatedPodIfExists(m)
+		}
 	}
 	if msg := pl.groupDoesNotFit(ctx, pg, c, nodes); msg != "" {
 		pl.rejectGroup(key, pg, "no_fit", msg, false)
 		klog.FromContext(ctx).V(3).Info("Pod group does not fit", "podGroup", key, "why", msg)
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg))
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg)), true
 	}
-	return nil
+	return nil, false
 }
 
 // preFilterRejectedKey marks, in a cycle's state, a member this plugin's
 // PreFilter turned away.
 const preFilterRejectedKey fwk.StateKey = Name + "/prefilter-rejected"
 
-type preFilterRejected struct{}
+type preFilterRejected struct {
+	// noFit: the group was turned away because it does not fit as a whole.
+	noFit bool
+}
 
-func (preFilterRejected) Clone() fwk.StateData { return preFilterRejected{} }
+func (r preFilterRejected) Clone() fwk.StateData { return r }
 
 // PreFilterExtensions is nil: the plugin keeps no per-node state to update.
 func (pl *CoschedGang) PreFilterExtensions() fwk.PreFilterExtensions { return nil }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cosched/cosched/pkg/apis/config"
 	"github.com/cosched/cosched/pkg/gang"
+	"github.com/cosched/cosched/pkg/preemption"
 	"github.com/cosched/cosched/test/testutil"
 )
 
@@ -117,7 +118,7 @@ func (s *scenario) startScheduler(mutate func(*config.CoschedGangArgs)) {
 	schedCtx := &testutils.TestContext{ClientSet: s.cs, KubeConfig: s.tc.KubeConfig, Ctx: s.tc.Ctx, NS: s.tc.NS, CloseFn: func() {}}
 	testutils.InitTestSchedulerWithOptions(t, schedCtx, 0,
 		scheduler.WithProfiles(cfg.Profiles...),
-		scheduler.WithFrameworkOutOfTreeRegistry(frameworkruntime.Registry{gang.Name: gang.New, gang.QueueSortName: gang.NewQueueSort}),
+		scheduler.WithFrameworkOutOfTreeRegistry(frameworkruntime.Registry{gang.Name: gang.New, gang.QueueSortName: gang.NewQueueSort, preemption.Name: preemption.New}),
 		scheduler.WithPodInitialBackoffSeconds(1),
 		scheduler.WithPodMaxBackoffSeconds(2),
 	)

@@ -34,6 +34,7 @@ import (
 	perf "k8s.io/kubernetes/test/integration/scheduler_perf"
 
 	"github.com/cosched/cosched/pkg/gang"
+	"github.com/cosched/cosched/pkg/preemption"
 	"github.com/cosched/cosched/test/testutil"
 )
 
@@ -99,6 +100,7 @@ func registry() frameworkruntime.Registry {
 	return frameworkruntime.Registry{
 		gang.QueueSortName: withCRD(gang.NewQueueSort),
 		gang.Name:          withCRD(gang.New),
+		preemption.Name:    withCRD(preemption.New),
 	}
 }
 

@@ -45,6 +45,7 @@ func (in *CoschedGangArgs) DeepCopy() *CoschedGangArgs {
 	out.PermitWaitingTimeSeconds = copyPtr(in.PermitWaitingTimeSeconds)
 	out.PodGroupBackoffSeconds = copyPtr(in.PodGroupBackoffSeconds)
 	out.ManagePodGroupStatus = copyPtr(in.ManagePodGroupStatus)
+	out.GangPreemption = copyPtr(in.GangPreemption)
 	return &out
 }
 

@@ -17,6 +17,7 @@ func TestDecode(t *testing.T) {
 		PermitWaitingTimeSeconds: ptr.To[int64](60),
 		PodGroupBackoffSeconds:   ptr.To[int64](5),
 		ManagePodGroupStatus:     ptr.To(true),
+		GangPreemption:           ptr.To(true),
 		StatusLeaseNamespace:     "kube-system",
 		PlacementStrategy:        PlacementAtomic,
 	}
@@ -35,6 +36,7 @@ func TestDecode(t *testing.T) {
 				PermitWaitingTimeSeconds: ptr.To[int64](10),
 				PodGroupBackoffSeconds:   ptr.To[int64](0),
 				ManagePodGroupStatus:     ptr.To(true),
+				GangPreemption:           ptr.To(true),
 				StatusLeaseNamespace:     "kube-system",
 				PlacementStrategy:        PlacementMemberByMember,
 			},
@@ -48,6 +50,7 @@ func TestDecode(t *testing.T) {
 				PermitWaitingTimeSeconds: ptr.To[int64](60),
 				PodGroupBackoffSeconds:   ptr.To[int64](5),
 				ManagePodGroupStatus:     ptr.To(false),
+				GangPreemption:           ptr.To(true),
 				StatusLeaseNamespace:     "cosched-system",
 				PlacementStrategy:        PlacementAtomic,
 			},
@@ -70,6 +73,12 @@ func TestDecode(t *testing.T) {
 			wantErr: "args.statusLeaseNamespace: Invalid value: \"Not_A_Namespace\""},
 		{name: "unknown strategy", obj: &runtime.Unknown{Raw: []byte(`{"placementStrategy":"Spread"}`)},
 			wantErr: `args.placementStrategy: Unsupported value: "Spread"`},
+		{name: "gang preemption off", obj: &runtime.Unknown{Raw: []byte(`{"gangPreemption":false}`)},
+			want: func() *CoschedGangArgs {
+				a := defaults.DeepCopy()
+				a.GangPreemption = ptr.To(false)
+				return a
+			}()},
 		{name: "wrong object type", obj: &runtime.Unknown{Raw: []byte(`[1,2]`)}, wantErr: "decoding args"},
 	}
 	for _, tc := range tests {

@@ -39,6 +39,10 @@ func SetDefaults(args *CoschedGangArgs) {
 			args.StatusLeaseNamespace = defaultLeaseNamespace
 		}
 	}
+	if args.GangPreemption == nil {
+		v := true
+		args.GangPreemption = &v
+	}
 	if args.PlacementStrategy == "" {
 		args.PlacementStrategy = PlacementAtomic
 	}

@@ -43,4 +43,10 @@ type CoschedGangArgs struct {
 
 	// PlacementStrategy is Atomic or MemberByMember. Default Atomic.
 	PlacementStrategy PlacementStrategy `json:"placementStrategy,omitempty"`
+
+	// GangPreemption lets a group that cannot be placed evict lower-priority
+	// pods and gangs to make room for all the members its quorum needs at
+	// once (and never for fewer). Members with preemptionPolicy Never never
+	// preempt. Default true.
+	GangPreemption *bool `json:"gangPreemption,omitempty"`
 }

@@ -1,0 +1,120 @@
+package preemption
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+)
+
+// Evictor takes victim units through the Eviction API, so the API server
+// enforces PodDisruptionBudgets and every victim gets its graceful
+// termination. A victim still waiting at Permit is rejected in memory
+// instead: it holds nothing on the API server yet.
+type Evictor struct {
+	Client   kubernetes.Interface
+	Recorder events.EventRecorder
+	// Waiting returns the pod waiting at Permit with this UID, or nil.
+	Waiting func(types.UID) fwk.WaitingPod
+	// GroupObject returns the PodGroup of a gang unit for events, or nil.
+	GroupObject func(groupKey string) runtime.Object
+	// PluginName is reported to waiting pods that are rejected.
+	PluginName string
+}
+
+// Evict takes every unit. by is the object that preempts (a PodGroup or a
+// pod), why says what for. Once a gang loses one member it loses all of
+// them: a member whose eviction is refused after its siblings went is
+// deleted instead, so the gang never stays split.
+func (e *Evictor) Evict(ctx context.Context, units []*Unit, by runtime.Object, why string) error {
+	logger := klog.FromContext(ctx)
+	for _, u := range units {
+		taken := 0
+		for _, pod := range u.Pods {
+			msg := fmt.Sprintf("Preempted by %s: %s", describe(by), why)
+			if u.IsGang() {
+				msg = fmt.Sprintf("Preempted with all %d placed member(s) of PodGroup %s by %s: %s", len(u.Pods), u.Group, describe(by), why)
+			}
+			err := e.take(ctx, pod, msg, taken > 0)
+			if err != nil {
+				return fmt.Errorf("preempting %s/%s: %w", pod.Namespace, pod.Name, err)
+			}
+			taken++
+			e.Recorder.Eventf(pod, by, v1.EventTypeNormal, "Preempted", "Preempting", truncate(msg))
+		}
+		if u.IsGang() && e.GroupObject != nil {
+			if pg := e.GroupObject(u.Group); pg != nil {
+				e.Recorder.Eventf(pg, by, v1.EventTypeWarning, "GangPreempted", "Preempting",
+					truncate(fmt.Sprintf("all %d placed member(s) preempted as a unit by %s: %s", len(u.Pods), describe(by), why)))
+			}
+		}
+		logger.V(2).Info("Preempted unit", "unit", u.Key, "pods", len(u.Pods), "priority", u.Priority, "preemptor", describe(by))
+	}
+	return nil
+}
+
+// take removes one victim. mustGo is set for a gang member whose siblings
+// are already gone: if its budget refuses the eviction, it is deleted.
+func (e *Evictor) take(ctx context.Context, pod *v1.Pod, msg string, mustGo bool) error {
+	if e.Waiting != nil {
+		if wp := e.Waiting(pod.UID); wp != nil && wp.Reject(e.PluginName, msg) {
+			return nil
+		}
+	}
+	eviction := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace}}
+	err := e.Client.PolicyV1().Evictions(pod.Namespace).Evict(ctx, eviction)
+	switch {
+	case err == nil, apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsTooManyRequests(err) && mustGo:
+		klog.FromContext(ctx).Info("Eviction refused for a member of a gang already being preempted; deleting it so the gang is not split",
+			"pod", klog.KObj(pod), "err", err)
+		err = e.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
+		if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil
+		}
+	}
+	return err
+}
+
+func describe(obj runtime.Object) string {
+	switch o := obj.(type) {
+	case *v1.Pod:
+		return fmt.Sprintf("pod %s/%s (priority %d)", o.Namespace, o.Name, podPriority(o))
+	case metav1.Object:
+		return fmt.Sprintf("%s %s/%s", kindOf(obj), o.GetNamespace(), o.GetName())
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
+func kindOf(obj runtime.Object) string {
+	if k := obj.GetObjectKind().GroupVersionKind().Kind; k != "" {
+		return k
+	}
+	return "PodGroup"
+}
+
+func podPriority(p *v1.Pod) int32 {
+	if p.Spec.Priority != nil {
+		return *p.Spec.Priority
+	}
+	return 0
+}
+
+// truncate keeps event notes under the API's 1kB limit.
+func truncate(s string) string {
+	const limit = 1000
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit-3] + "..."
+}

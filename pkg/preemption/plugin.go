@@ -1,0 +1,201 @@
+package preemption
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/tools/cache"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/klog/v2"
+	configv1 "k8s.io/kube-scheduler/config/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config/validation"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/defaultpreemption"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
+	upstream "k8s.io/kubernetes/pkg/scheduler/framework/preemption"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cosched/cosched/pkg/podgroup"
+)
+
+// Name is the plugin's name in the registry and in scheduler configs.
+const Name = "CoschedPreemption"
+
+// CoschedPreemption is kube-scheduler's DefaultPreemption for pods that are
+// not members of a pending gang, with one change: it never splits a gang.
+// On each node it first looks for victims among plain pods; only if that
+// cannot make room may it take gang members, and then it takes every placed
+// member of their gangs (only when all of them have lower priority than the
+// preemptor). A candidate that would break a PodDisruptionBudget is dropped
+// rather than preferred less, as the default does.
+//
+// It takes DefaultPreemption's args (minCandidateNodesPercentage,
+// minCandidateNodesAbsolute) with the same defaults and validation.
+type CoschedPreemption struct {
+	*defaultpreemption.DefaultPreemption
+	handle fwk.Handle
+	pods   cache.Indexer
+}
+
+var (
+	_ fwk.PostFilterPlugin  = &CoschedPreemption{}
+	_ fwk.PreEnqueuePlugin  = &CoschedPreemption{}
+	_ fwk.EnqueueExtensions = &CoschedPreemption{}
+	_ upstream.Interface    = &CoschedPreemption{}
+)
+
+// New builds the plugin on top of upstream's preemption evaluator.
+func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
+	args, err := decodeArgs(obj)
+	if err != nil {
+		return nil, err
+	}
+	inner, err := defaultpreemption.New(ctx, args, handle, feature.NewSchedulerFeaturesFromGates(utilfeature.DefaultFeatureGate))
+	if err != nil {
+		return nil, err
+	}
+	podInformer := handle.SharedInformerFactory().Core().V1().Pods().Informer()
+	if err := podgroup.AddIndex(podInformer); err != nil {
+		return nil, fmt.Errorf("indexing pods by group: %w", err)
+	}
+	pl := &CoschedPreemption{DefaultPreemption: inner, handle: handle, pods: podInformer.GetIndexer()}
+	// The evaluator calls back into pl, so victims are chosen by the
+	// gang-aware SelectVictimsOnNode below.
+	inner.Evaluator = upstream.NewEvaluator(Name, handle, pl, inner.Executor)
+	return pl, nil
+}
+
+// decodeArgs reads DefaultPreemption's versioned args strictly, defaults and
+// validates them.
+func decodeArgs(obj runtime.Object) (*schedconfig.DefaultPreemptionArgs, error) {
+	path := field.NewPath("pluginConfig").Key(Name).Child("args")
+	in := configv1.DefaultPreemptionArgs{}
+	switch o := obj.(type) {
+	case nil:
+	case *runtime.Unknown:
+		if len(o.Raw) > 0 {
+			if err := yaml.UnmarshalStrict(o.Raw, &in); err != nil {
+				return nil, fmt.Errorf("decoding %s: %w", path, err)
+			}
+		}
+	case *schedconfig.DefaultPreemptionArgs:
+		out := *o
+		return &out, validation.ValidateDefaultPreemptionArgs(path, &out)
+	default:
+		return nil, fmt.Errorf("%s: want args of type *runtime.Unknown, got %T", path, obj)
+	}
+	out := &schedconfig.DefaultPreemptionArgs{MinCandidateNodesPercentage: 10, MinCandidateNodesAbsolute: 100}
+	if in.MinCandidateNodesPercentage != nil {
+		out.MinCandidateNodesPercentage = *in.MinCandidateNodesPercentage
+	}
+	if in.MinCandidateNodesAbsolute != nil {
+		out.MinCandidateNodesAbsolute = *in.MinCandidateNodesAbsolute
+	}
+	if err := validation.ValidateDefaultPreemptionArgs(path, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Name returns the plugin's name.
+func (pl *CoschedPreemption) Name() string { return Name }
+
+// PostFilter preempts for a pod that found no node.
+func (pl *CoschedPreemption) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, m fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+	result, status := pl.Evaluator.Preempt(ctx, state, pod, m)
+	if msg := status.Message(); msg != "" {
+		return result, fwk.NewStatus(status.Code(), "preemption: "+msg)
+	}
+	return result, status
+}
+
+// SelectVictimsOnNode chooses the victims on one node without splitting a
+// gang: plain pods first; gang members only when plain pods are not enough,
+// and then their whole gangs.
+func (pl *CoschedPreemption) SelectVictimsOnNode(ctx context.Context, state fwk.CycleState, preemptor *v1.Pod,
+	nodeInfo fwk.NodeInfo, all []*upstream.DomainVictim, pdbs []*policyv1.PodDisruptionBudget) ([]*v1.Pod, int, *fwk.Status) {
+	var plain []*upstream.DomainVictim
+	for _, v := range all {
+		if !anyGangMember(v) {
+			plain = append(plain, v)
+		}
+	}
+	if len(plain) > 0 {
+		pods, violations, status := pl.DefaultPreemption.SelectVictimsOnNode(ctx, state.Clone(), preemptor, nodeInfo.Snapshot(), plain, pdbs)
+		if status.IsSuccess() && violations == 0 {
+			return pods, 0, status
+		}
+	}
+	if len(plain) == len(all) {
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "no victims on this node that leave every PodDisruptionBudget intact")
+	}
+	pods, violations, status := pl.DefaultPreemption.SelectVictimsOnNode(ctx, state, preemptor, nodeInfo, all, pdbs)
+	if !status.IsSuccess() {
+		return nil, 0, status
+	}
+	if violations > 0 {
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "room on this node would break a PodDisruptionBudget")
+	}
+	units, why := pl.wholeGangs(pods, corev1helpers.PodPriority(preemptor))
+	if why != "" {
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, why)
+	}
+	if v := NewBudgets(pdbs).Violation(units); v != "" {
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, v)
+	}
+	var victims []*v1.Pod
+	for _, u := range units {
+		victims = append(victims, u.Pods...)
+	}
+	klog.FromContext(ctx).V(4).Info("Victims on node include whole gangs", "node", nodeInfo.Node().Name, "victims", len(victims))
+	return victims, 0, nil
+}
+
+func anyGangMember(v *upstream.DomainVictim) bool {
+	for _, pi := range v.Pods() {
+		if podgroup.NameOf(pi.GetPod()) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// wholeGangs extends victims to every placed member of the gangs they touch:
+// members bound to any node, and members holding a reservation at Permit.
+// It refuses when a member it must take is not of lower priority.
+func (pl *CoschedPreemption) wholeGangs(victims []*v1.Pod, preemptorPriority int32) ([]*Unit, string) {
+	seen := map[types.UID]bool{}
+	var pods []*v1.Pod
+	add := func(p *v1.Pod) {
+		if !seen[p.UID] {
+			seen[p.UID] = true
+			pods = append(pods, p)
+		}
+	}
+	for _, victim := range victims {
+		add(victim)
+		key := podgroup.KeyOf(victim)
+		if key == "" {
+			continue
+		}
+		for _, member := range podgroup.Members(pl.pods, key) {
+			if member.Spec.NodeName != "" || pl.handle.GetWaitingPod(member.UID) != nil {
+				add(member)
+			}
+		}
+	}
+	units := UnitsOf(pods)
+	for _, u := range units {
+		if !Eligible(u, preemptorPriority) {
+			return nil, fmt.Sprintf("taking %s would take members of priority %d or being deleted", u.Key, u.Priority)
+		}
+	}
+	return units, ""
+}
