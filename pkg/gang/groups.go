@@ -43,6 +43,9 @@ type groupState struct {
 	activationPending bool
 	// preemption is the group's eviction of victims in flight, if any.
 	preemption *preemptionInFlight
+	// admitted are the members of the last attempt let through Permit; if
+	// one of them fails to bind, the others are released with it.
+	admitted []types.UID
 }
 
 // preemptionInFlight remembers whom a group preempted, so that it does not
@@ -61,6 +64,8 @@ type victimRef struct {
 // reservation is one member's hold on a node.
 type reservation struct {
 	node string
+	// admitted is set once the member was let through Permit.
+	admitted bool
 	// since is wall-clock time, used only to measure how long rejected
 	// members held their room.
 	since time.Time
@@ -215,9 +220,12 @@ func (t *groupTracker) admitLocked(g *groupState, now time.Time) ([]types.UID, t
 		waited = now.Sub(g.waitingSince)
 	}
 	uids := make([]types.UID, 0, len(g.reserved))
-	for uid := range g.reserved {
+	for uid, r := range g.reserved {
 		uids = append(uids, uid)
+		r.admitted = true
+		g.reserved[uid] = r
 	}
+	g.admitted = uids
 	g.waitingSince = time.Time{}
 	g.plan = nil
 	g.rejectedAt, g.backoffUntil, g.lastReason = time.Time{}, time.Time{}, ""
@@ -319,6 +327,35 @@ func (t *groupTracker) unreserve(key string, uid types.UID) (current bool) {
 	_, current = g.reserved[uid]
 	delete(g.releasing, uid)
 	return current
+}
+
+// admittedSiblings reports whether uid holds a reservation that was let
+// through Permit (so its Unreserve means its binding failed) and returns the
+// other members admitted with it. It answers yes once per attempt.
+func (t *groupTracker) admittedSiblings(key string, uid types.UID) ([]types.UID, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[key]
+	if !ok {
+		return nil, false
+	}
+	if r, ok := g.reserved[uid]; !ok || !r.admitted {
+		return nil, false
+	}
+	siblings := make([]types.UID, 0, len(g.admitted))
+	for _, other := range g.admitted {
+		if other != uid {
+			siblings = append(siblings, other)
+		}
+	}
+	// One failure answers for the attempt: siblings whose binding is
+	// cancelled because of it are not failures of their own.
+	g.admitted = nil
+	for other, r := range g.reserved {
+		r.admitted = false
+		g.reserved[other] = r
+	}
+	return siblings, true
 }
 
 // forgetReleased drops a released member and the group if it is idle.

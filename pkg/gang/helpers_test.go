@@ -167,6 +167,7 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 		frameworkruntime.WithPodNominator(internalqueue.NewSchedulingQueue(nil, informerFactory)),
 		frameworkruntime.WithSnapshotSharedLister(e.snapshot),
 		frameworkruntime.WithClientSet(client),
+		frameworkruntime.WithPodsInPreBind(frameworkruntime.NewPodsInPreBindMap()),
 	)
 	if err != nil {
 		cancel()

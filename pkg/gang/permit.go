@@ -34,9 +34,16 @@ func (pl *CoschedGang) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod,
 // group's current attempt, the attempt cannot complete, so every other
 // waiting member is rejected too and releases what it holds. A member of an
 // attempt that was already rejected only finishes releasing.
-func (pl *CoschedGang) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) {
+func (pl *CoschedGang) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) {
 	key, pg := pl.podGroupOf(pod)
 	if key == "" {
+		return
+	}
+	if siblings, admitted := pl.groups.admittedSiblings(key, pod.UID); admitted {
+		// Let through Permit, so its binding failed.
+		pl.groups.unreserve(key, pod.UID)
+		pl.groups.forgetReleased(key, pod.UID)
+		pl.releaseAfterBindFailure(ctx, key, pg, pod, nodeName, siblings)
 		return
 	}
 	if pl.groups.unreserve(key, pod.UID) && !pl.groupRuns(key, pg) {

@@ -187,11 +187,15 @@ func TestGangPreemption(t *testing.T) {
 			wantCode: fwk.UnschedulableAndUnresolvable,
 		},
 		{
-			name:    "preemptionPolicy Never does not preempt",
-			pg:      makePG(testPG, 1),
-			nodes:   []*v1.Node{cpuNode("n1", "2", "r1")},
-			placed:  []*v1.Pod{running("plain", "", "n1", "2", 1)},
-			pending: []*v1.Pod{func() *v1.Pod { p := pendingMember("m1", "2", 10); p.Spec.PreemptionPolicy = ptr.To(v1.PreemptNever); return p }()},
+			name:   "preemptionPolicy Never does not preempt",
+			pg:     makePG(testPG, 1),
+			nodes:  []*v1.Node{cpuNode("n1", "2", "r1")},
+			placed: []*v1.Pod{running("plain", "", "n1", "2", 1)},
+			pending: []*v1.Pod{func() *v1.Pod {
+				p := pendingMember("m1", "2", 10)
+				p.Spec.PreemptionPolicy = ptr.To(v1.PreemptNever)
+				return p
+			}()},
 			wantCode: fwk.UnschedulableAndUnresolvable,
 		},
 		{

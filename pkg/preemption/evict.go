@@ -3,6 +3,7 @@ package preemption
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -29,6 +30,9 @@ type Evictor struct {
 	GroupObject func(groupKey string) runtime.Object
 	// PluginName is reported to waiting pods that are rejected.
 	PluginName string
+	// Action names what happens to the victims in events: "Preempted" when
+	// empty.
+	Action string
 }
 
 // Evict takes every unit. by is the object that preempts (a PodGroup or a
@@ -37,24 +41,28 @@ type Evictor struct {
 // deleted instead, so the gang never stays split.
 func (e *Evictor) Evict(ctx context.Context, units []*Unit, by runtime.Object, why string) error {
 	logger := klog.FromContext(ctx)
+	action := e.Action
+	if action == "" {
+		action = "Preempted"
+	}
 	for _, u := range units {
 		taken := 0
 		for _, pod := range u.Pods {
-			msg := fmt.Sprintf("Preempted by %s: %s", describe(by), why)
+			msg := fmt.Sprintf("%s by %s: %s", action, describe(by), why)
 			if u.IsGang() {
-				msg = fmt.Sprintf("Preempted with all %d placed member(s) of PodGroup %s by %s: %s", len(u.Pods), u.Group, describe(by), why)
+				msg = fmt.Sprintf("%s with all %d placed member(s) of PodGroup %s by %s: %s", action, len(u.Pods), u.Group, describe(by), why)
 			}
 			err := e.take(ctx, pod, msg, taken > 0)
 			if err != nil {
-				return fmt.Errorf("preempting %s/%s: %w", pod.Namespace, pod.Name, err)
+				return fmt.Errorf("evicting %s/%s: %w", pod.Namespace, pod.Name, err)
 			}
 			taken++
-			e.Recorder.Eventf(pod, by, v1.EventTypeNormal, "Preempted", "Preempting", truncate(msg))
+			e.Recorder.Eventf(pod, by, v1.EventTypeNormal, action, "Evicting", truncate(msg))
 		}
 		if u.IsGang() && e.GroupObject != nil {
 			if pg := e.GroupObject(u.Group); pg != nil {
-				e.Recorder.Eventf(pg, by, v1.EventTypeWarning, "GangPreempted", "Preempting",
-					truncate(fmt.Sprintf("all %d placed member(s) preempted as a unit by %s: %s", len(u.Pods), describe(by), why)))
+				e.Recorder.Eventf(pg, by, v1.EventTypeWarning, "Gang"+action, "Evicting",
+					truncate(fmt.Sprintf("all %d placed member(s) %s as a unit by %s: %s", len(u.Pods), strings.ToLower(action), describe(by), why)))
 			}
 		}
 		logger.V(2).Info("Preempted unit", "unit", u.Key, "pods", len(u.Pods), "priority", u.Priority, "preemptor", describe(by))

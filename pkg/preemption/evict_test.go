@@ -61,7 +61,7 @@ func TestEvict(t *testing.T) {
 			name:    "a refused first pod stops the preemption",
 			refuse:  []string{"p"},
 			units:   UnitsOf([]*v1.Pod{pod("p", 1).Obj()}),
-			wantErr: "preempting ns/p",
+			wantErr: "evicting ns/p",
 		},
 	}
 	for _, tc := range tests {

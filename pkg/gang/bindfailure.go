@@ -1,0 +1,97 @@
+package gang
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	"github.com/cosched/cosched/pkg/podgroup"
+	"github.com/cosched/cosched/pkg/preemption"
+)
+
+// A member can fail to bind after its group was let through Permit (its node
+// vanished, an admission webhook refused the binding, the API server failed).
+// Its siblings may already be bound, and a binding cannot be undone: the
+// only way back to "none bound" is to evict them. cosched does that when
+// every sibling has a controller that recreates it, so the group retries
+// whole; a sibling without one (a bare pod) would be lost for good, so then
+// the siblings keep their nodes and the failed member retries alone, with a
+// warning on the PodGroup.
+
+// releaseAfterBindFailure handles the bind failure of failed, a member
+// admitted with siblings.
+func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, failed *v1.Pod, nodeName string, siblings []types.UID) {
+	logger := klog.FromContext(ctx)
+	if pg == nil {
+		return
+	}
+	admitted := sets.New(siblings...)
+	var kept []*v1.Pod
+	others := 0
+	for _, m := range podgroup.Members(pl.pods, key) {
+		if m.UID == failed.UID || m.DeletionTimestamp != nil {
+			continue
+		}
+		switch {
+		case admitted.Has(m.UID):
+			kept = append(kept, m)
+		case m.Spec.NodeName != "":
+			others++
+		}
+	}
+	quorum := podgroup.MinMember(pg)
+	if len(kept)+others >= quorum {
+		// The group holds its quorum without the failed member, which
+		// joins later like any member of a running group.
+		logger.V(2).Info("Admitted member failed to bind; its group keeps its quorum", "pod", klog.KObj(failed), "podGroup", key)
+		return
+	}
+	cause := fmt.Sprintf("member %s/%s failed to bind to node %s after the group was admitted", failed.Namespace, failed.Name, nodeName)
+	var bare []string
+	for _, m := range kept {
+		if metav1.GetControllerOf(m) == nil {
+			bare = append(bare, m.Name)
+		}
+	}
+	if len(bare) > 0 {
+		groupRejections.WithLabelValues("bind_failed_kept").Inc()
+		logger.Info("Admitted member failed to bind; siblings without a controller keep their nodes", "pod", klog.KObj(failed), "podGroup", key, "bare", bare)
+		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangBindFailed", "Binding", truncate(fmt.Sprintf(
+			"%s; %d sibling(s) keep their nodes because no controller would recreate them (%v), so the group is below its quorum of %d until %s binds",
+			cause, len(kept), bare, quorum, failed.Name)))
+		return
+	}
+	groupRejections.WithLabelValues("bind_failed").Inc()
+	// Siblings still before their bind stop there; the rest are evicted.
+	msg := cause + "; the group is released to retry whole"
+	for _, m := range kept {
+		if p := pl.handle.GetPodInPreBind(m.UID); p != nil {
+			p.CancelPod(msg)
+		}
+	}
+	pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangReleased", "Binding", truncate(fmt.Sprintf(
+		"%s; releasing %d admitted sibling(s) (their controllers recreate them) so the group retries whole", cause, len(kept))))
+	evictor := &preemption.Evictor{
+		Client:   pl.handle.ClientSet(),
+		Recorder: pl.handle.EventRecorder(),
+		Waiting:  func(uid types.UID) fwk.WaitingPod { return pl.handle.GetWaitingPod(uid) },
+		// The PodGroup's event is the one above.
+		PluginName: Name,
+		Action:     "Released",
+	}
+	units := preemption.UnitsOf(kept)
+	go func() {
+		// Unreserve must not wait on API calls; the scheduler's context
+		// outlives the cycle.
+		if err := evictor.Evict(pl.ctx, units, pg, cause); err != nil {
+			logger.Error(err, "Releasing the siblings of a member that failed to bind", "podGroup", key)
+		}
+	}()
+}

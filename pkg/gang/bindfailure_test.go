@@ -1,0 +1,100 @@
+package gang
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+)
+
+// owned gives pod a controller, as a Job or operator would.
+func owned(pod *v1.Pod) *v1.Pod {
+	pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "job", UID: "job-uid", Controller: ptr.To(true)}}
+	return pod
+}
+
+func TestBindFailureAfterAdmission(t *testing.T) {
+	tests := []struct {
+		name        string
+		minMember   int32
+		pods        func() []*v1.Pod
+		wantEvicted []string
+		wantEvent   string
+	}{
+		{
+			name:        "siblings with controllers are released so the group retries whole",
+			minMember:   3,
+			pods:        func() []*v1.Pod { p := members(3, "1"); owned(p[0]); owned(p[1]); owned(p[2]); return p },
+			wantEvicted: []string{"m1", "m2"},
+			wantEvent:   "Warning GangReleased member ns/m3 failed to bind to node node1 after the group was admitted; releasing 2 admitted sibling(s)",
+		},
+		{
+			name:      "bare siblings keep their nodes: deleting them would lose them",
+			minMember: 3,
+			pods:      func() []*v1.Pod { p := members(3, "1"); owned(p[0]); return p },
+			wantEvent: "Warning GangBindFailed member ns/m3 failed to bind to node node1 after the group was admitted; 2 sibling(s) keep their nodes because no controller would recreate them ([m2])",
+		},
+		{
+			name:      "the group keeps its quorum without the member: nothing to release",
+			minMember: 2,
+			pods:      func() []*v1.Pod { p := members(3, "1"); owned(p[0]); owned(p[1]); owned(p[2]); return p },
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			evicted := e.recordEvictions()
+			e.addPodGroups(makePG(testPG, tc.minMember))
+			pods := tc.pods()
+			e.addPods(pods...)
+			// All three reach Permit; the quorum lets the waiting ones go.
+			for _, p := range pods {
+				e.reserveAndPermit(p, "node1")
+			}
+			for _, p := range pods[:tc.minMember-1] {
+				if s := e.outcome(p); !s.IsSuccess() {
+					t.Fatalf("%s not allowed: %v", p.Name, s)
+				}
+			}
+			e.events()
+			// m3's binding fails; the framework unreserves it.
+			e.unreserve(e.ctx, pods[2], "node1")
+			if len(tc.wantEvicted) > 0 {
+				if err := wait.PollUntilContextTimeout(e.ctx, 10*time.Millisecond, outcomeTimeout, true, func(_ context.Context) (bool, error) {
+					return len(evicted()) == len(tc.wantEvicted), nil
+				}); err != nil {
+					t.Fatalf("evicted %v, want %v", evicted(), tc.wantEvicted)
+				}
+			} else {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if diff := cmp.Diff(tc.wantEvicted, evicted(), cmpEmptyStrings); diff != "" {
+				t.Errorf("evicted (-want +got):\n%s", diff)
+			}
+			var got []string
+			for _, ev := range e.events() {
+				if strings.Contains(ev, "GangReleased") || strings.Contains(ev, "GangBindFailed") {
+					got = append(got, ev)
+				}
+			}
+			switch {
+			case tc.wantEvent == "" && len(got) != 0:
+				t.Errorf("unexpected events %q", got)
+			case tc.wantEvent != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tc.wantEvent)):
+				t.Errorf("events %q, want one starting %q", got, tc.wantEvent)
+			}
+			// The siblings' own Unreserve (their cancelled bindings) is
+			// not a second failure.
+			e.unreserve(e.ctx, pods[1], "node1")
+			if _, again := e.pl.groups.admittedSiblings(testKey, pods[0].UID); again {
+				t.Errorf("a second member's Unreserve is treated as another bind failure")
+			}
+		})
+	}
+}
