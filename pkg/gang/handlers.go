@@ -37,10 +37,17 @@ func (pl *CoschedGang) onPodAdd(obj any) {
 }
 
 // onPodUpdate ends a member's reservation once the cache shows it bound.
+// A member newly marked as preempted by a scheduler wakes the gang guard.
 func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
 	oldPod, ok1 := oldObj.(*v1.Pod)
 	newPod, ok2 := newObj.(*v1.Pod)
-	if !ok1 || !ok2 || oldPod.Spec.NodeName != "" || newPod.Spec.NodeName == "" {
+	if !ok1 || !ok2 {
+		return
+	}
+	if preemptedByScheduler(newPod) && !preemptedByScheduler(oldPod) {
+		pl.guardAfterPreemption(newPod)
+	}
+	if oldPod.Spec.NodeName != "" || newPod.Spec.NodeName == "" {
 		return
 	}
 	if key := podgroup.KeyOf(newPod); key != "" {
@@ -64,6 +71,10 @@ func (pl *CoschedGang) onPodDelete(obj any) {
 	}
 	if pod.Spec.NodeName != "" {
 		pl.groups.settled(key, pod.UID)
+	}
+	if preemptedByScheduler(pod) {
+		// Usually seen in an update already; a second check is harmless.
+		pl.guardAfterPreemption(pod)
 	}
 	if pl.groups.reservedCount(key) == 0 {
 		return

@@ -33,10 +33,13 @@ type Evictor struct {
 	// Action names what happens to the victims in events: "Preempted" when
 	// empty.
 	Action string
+	// Force deletes a gang member whose eviction a budget refuses even when
+	// it is the first to go: for a gang that is already broken.
+	Force bool
 }
 
 // Evict takes every unit. by is the object that preempts (a PodGroup or a
-// pod), why says what for. Once a gang loses one member it loses all of
+// pod; nil when cosched acts on its own), why says what for. Once a gang loses one member it loses all of
 // them: a member whose eviction is refused after its siblings went is
 // deleted instead, so the gang never stays split.
 func (e *Evictor) Evict(ctx context.Context, units []*Unit, by runtime.Object, why string) error {
@@ -52,7 +55,7 @@ func (e *Evictor) Evict(ctx context.Context, units []*Unit, by runtime.Object, w
 			if u.IsGang() {
 				msg = fmt.Sprintf("%s with all %d placed member(s) of PodGroup %s by %s: %s", action, len(u.Pods), u.Group, describe(by), why)
 			}
-			err := e.take(ctx, pod, msg, taken > 0)
+			err := e.take(ctx, pod, msg, taken > 0 || (e.Force && u.IsGang()))
 			if err != nil {
 				return fmt.Errorf("evicting %s/%s: %w", pod.Namespace, pod.Name, err)
 			}
@@ -96,6 +99,8 @@ func (e *Evictor) take(ctx context.Context, pod *v1.Pod, msg string, mustGo bool
 
 func describe(obj runtime.Object) string {
 	switch o := obj.(type) {
+	case nil:
+		return "cosched"
 	case *v1.Pod:
 		return fmt.Sprintf("pod %s/%s (priority %d)", o.Namespace, o.Name, podPriority(o))
 	case metav1.Object:

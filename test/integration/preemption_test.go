@@ -83,6 +83,29 @@ func TestGangPreemption(t *testing.T) {
 		s.waitGone(jobNames, bindTimeout)
 	})
 
+	t.Run("another scheduler preempts one member of a running gang: the rest go too", func(t *testing.T) {
+		s := c.newScenario(t, nodes("foreign", 3, "2", "4Gi"), nil)
+		s.createGroup(testutil.PodGroup(s.ns, "job", 3))
+		names := s.createPods(s.members("job", 3, "1", "1Gi")...)
+		s.expectAllBound(names, bindTimeout)
+		// What kube-scheduler's DefaultPreemption does to its victim: mark
+		// it as a disruption target, then delete it.
+		victim, err := s.cs.CoreV1().Pods(s.ns).Get(s.ctx, names[0], metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		victim.Status.Conditions = append(victim.Status.Conditions, v1.PodCondition{
+			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonPreemptionByScheduler,
+			Message: "default-scheduler: preempting to accommodate a higher priority pod",
+		})
+		if _, err := s.cs.CoreV1().Pods(s.ns).UpdateStatus(s.ctx, victim, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.playKubelet(names[:1])
+		s.waitGone(names, bindTimeout)
+		s.expectEvent("job", "GangPreempted: all 2 placed member(s) preempted as a unit by cosched: member "+s.ns+"/job-0 was preempted", bindTimeout)
+	})
+
 	t.Run("a plain pod that fits by evicting plain pods leaves the gang alone", func(t *testing.T) {
 		s := c.newScenario(t, nodes("plainonly", 2, "2", "4Gi"), nil)
 		s.createGroup(testutil.PodGroup(s.ns, "job", 2))
