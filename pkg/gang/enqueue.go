@@ -16,16 +16,16 @@ import (
 	"github.com/cosched/cosched/pkg/podgroup"
 )
 
-// PreEnqueue keeps a group's pods out of the active queue until their
-// PodGroup exists and a quorum of its pods does, so waiting costs no
-// scheduling cycles.
+// PreEnqueue keeps a group's pods out of the active queue until a quorum of
+// them exists, so waiting costs no scheduling cycles. A pod whose PodGroup
+// does not exist is let through: PreFilter turns it away, which gives it
+// the FailedScheduling event and PodScheduled condition that tell its owner
+// what is wrong (a PreEnqueue rejection is silent). It then waits for the
+// PodGroup without further cycles.
 func (pl *CoschedGang) PreEnqueue(_ context.Context, pod *v1.Pod) *fwk.Status {
 	key, pg := pl.podGroupOf(pod)
-	if key == "" {
+	if key == "" || pg == nil {
 		return nil
-	}
-	if pg == nil {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist; the pod waits for it", key))
 	}
 	c := pl.countMembers(key, pod, false)
 	if quorum := podgroup.MinMember(pg); c.live < quorum {

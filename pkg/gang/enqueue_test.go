@@ -28,11 +28,11 @@ func TestPreEnqueue(t *testing.T) {
 			wantCode: fwk.Success,
 		},
 		{
-			name:     "missing PodGroup waits, naming the group",
+			// PreFilter reports it, with an event and a condition.
+			name:     "missing PodGroup passes",
 			informer: []*v1.Pod{m("m1")},
 			pod:      m("m1"),
-			wantCode: fwk.UnschedulableAndUnresolvable,
-			wantMsg:  []string{"PodGroup ns/pg does not exist"},
+			wantCode: fwk.Success,
 		},
 		{
 			name:      "below quorum waits",

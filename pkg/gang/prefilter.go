@@ -3,6 +3,9 @@ package gang
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -61,7 +64,8 @@ func planResult(plan *placement.Plan, pod *v1.Pod) *fwk.PreFilterResult {
 // was turned away because it does not fit as a whole.
 func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) (status *fwk.Status, noFit bool) {
 	if pg == nil {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s does not exist", key)), false
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
+			"PodGroup %s does not exist: create it, or remove the pod's %s label; the pod waits for it", key, podgroup.Label)), false
 	}
 	attemptStart := pl.groups.reservedCount(key) == 0
 	if reason, left, ok := pl.groups.backingOff(key, pl.clock.Now()); ok && attemptStart {
@@ -78,6 +82,16 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 	if !attemptStart {
 		return nil, false
 	}
+	if schedulers, priorities := memberDisagreement(podgroup.Members(pl.pods, key)); schedulers != "" {
+		msg := fmt.Sprintf("members name different schedulers (%s): every member of a group must use the same schedulerName, or the others are never placed with it", schedulers)
+		pl.rejectGroup(key, pg, "members_disagree", msg, false)
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, msg)), false
+	} else if priorities != "" {
+		// Allowed (a driver may outrank its executors), but the members are
+		// queued apart and the group preempts with its lowest priority.
+		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "MembersDisagree", "Scheduling", truncate(fmt.Sprintf(
+			"members have different priorities (%s): they are queued apart, and the group preempts only pods below its lowest member's priority", priorities)))
+	}
 	// Planning must see the room as it is: nominations the group's own
 	// pending members still carry (from an earlier wait at Permit or an
 	// earlier preemption) would count as taken.
@@ -92,6 +106,39 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg)), true
 	}
 	return nil, false
+}
+
+// memberDisagreement describes how a group's live members differ in
+// schedulerName and in priority ("" when they agree), as "value: members"
+// lists.
+func memberDisagreement(members []*v1.Pod) (schedulers, priorities string) {
+	byScheduler := map[string][]string{}
+	byPriority := map[string][]string{}
+	for _, m := range members {
+		if m.DeletionTimestamp != nil {
+			continue
+		}
+		byScheduler[m.Spec.SchedulerName] = append(byScheduler[m.Spec.SchedulerName], m.Name)
+		p := fmt.Sprint(corev1helpers.PodPriority(m))
+		byPriority[p] = append(byPriority[p], m.Name)
+	}
+	return describeSplit(byScheduler), describeSplit(byPriority)
+}
+
+func describeSplit(split map[string][]string) string {
+	if len(split) < 2 {
+		return ""
+	}
+	var parts []string
+	for _, value := range slices.Sorted(maps.Keys(split)) {
+		names := split[value]
+		slices.Sort(names)
+		if len(names) > 3 {
+			names = append(names[:3:3], fmt.Sprintf("%d more", len(split[value])-3))
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", value, strings.Join(names, ", ")))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // preFilterRejectedKey marks, in a cycle's state, a member this plugin's

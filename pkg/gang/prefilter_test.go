@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
@@ -429,5 +430,73 @@ func TestPreFilterRejectionThenPostFilter(t *testing.T) {
 	}
 	if got := e.pl.groups.rejectedAt(testKey); !got.Equal(baseTime) {
 		t.Errorf("rejectedAt: got %v, want %v", got, baseTime)
+	}
+}
+
+func TestMemberDisagreement(t *testing.T) {
+	withScheduler := func(p *v1.Pod, name string) *v1.Pod { p.Spec.SchedulerName = name; return p }
+	tests := []struct {
+		name                           string
+		pods                           []*v1.Pod
+		wantSchedulers, wantPriorities string
+	}{
+		{name: "agree", pods: []*v1.Pod{member("a", testPG).Obj(), member("b", testPG).Obj()}},
+		{
+			name:           "schedulers differ",
+			pods:           []*v1.Pod{withScheduler(member("a", testPG).Obj(), "cosched"), withScheduler(member("b", testPG).Obj(), "default-scheduler"), withScheduler(member("c", testPG).Obj(), "cosched")},
+			wantSchedulers: "cosched: a, c; default-scheduler: b",
+		},
+		{
+			name:           "priorities differ",
+			pods:           []*v1.Pod{member("driver", testPG).Priority(100).Obj(), member("e1", testPG).Obj(), member("e2", testPG).Obj(), member("e3", testPG).Obj(), member("e4", testPG).Obj()},
+			wantPriorities: "0: e1, e2, e3, 1 more; 100: driver",
+		},
+		{
+			name: "members being deleted do not count",
+			pods: []*v1.Pod{member("a", testPG).Obj(), func() *v1.Pod {
+				p := withScheduler(member("b", testPG).Obj(), "other")
+				p.DeletionTimestamp = &metav1.Time{Time: baseTime}
+				return p
+			}()},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, p := memberDisagreement(tc.pods)
+			if s != tc.wantSchedulers || p != tc.wantPriorities {
+				t.Errorf("got (%q, %q), want (%q, %q)", s, p, tc.wantSchedulers, tc.wantPriorities)
+			}
+		})
+	}
+}
+
+// TestPreFilterMembersDisagree: a group split across schedulers is turned
+// away as a whole with a reason; differing priorities only warn.
+func TestPreFilterMembersDisagree(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 2))
+	a := member("a", testPG).Obj()
+	b := member("b", testPG).Obj()
+	b.Spec.SchedulerName = "default-scheduler"
+	e.addPods(a, b)
+	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), a, nodesWithCPU("4"))
+	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "members name different schedulers", "default-scheduler: b")
+	if evs := e.gangRejections(); len(evs) != 1 {
+		t.Errorf("GangRejected events %q, want one", evs)
+	}
+
+	e = newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 2))
+	e.addPods(member("a", testPG).Priority(10).Obj(), member("b", testPG).Obj())
+	_, s = e.pl.PreFilter(e.ctx, framework.NewCycleState(), member("a", testPG).Priority(10).Obj(), nodesWithCPU("4"))
+	assertStatus(t, s, fwk.Success)
+	var warned []string
+	for _, ev := range e.events() {
+		if strings.Contains(ev, "MembersDisagree") {
+			warned = append(warned, ev)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "0: b; 10: a") {
+		t.Errorf("MembersDisagree events %q, want one naming both priorities", warned)
 	}
 }

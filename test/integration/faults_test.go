@@ -1,15 +1,18 @@
 package integration
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
 	"github.com/cosched/cosched/pkg/apis/config"
+	"github.com/cosched/cosched/pkg/podgroup"
 	"github.com/cosched/cosched/test/testutil"
 )
 
@@ -133,10 +136,75 @@ func TestBadInput(t *testing.T) {
 	t.Run("pods of a PodGroup that does not exist wait, and say so", func(t *testing.T) {
 		names := s.createPods(s.members("ghost", 2, "100m", "128Mi")...)
 		s.expectNoneBound(names, 2*time.Second)
+		s.expectPodScheduledFalse(names[0], "PodGroup "+s.ns+"/ghost does not exist")
+		s.expectPodEvent(names[0], "FailedScheduling: ")
 		// The plain pods beside them are not held up.
 		plain := s.createPods(testutil.Pod(s.ns, "plain", "", "100m", "128Mi"))
 		s.expectAllBound(plain, bindTimeout)
+		// Nothing is lost: once the PodGroup exists, they bind.
+		s.createGroup(testutil.PodGroup(s.ns, "ghost", 2))
+		s.expectAllBound(names, bindTimeout)
 	})
+
+	t.Run("members naming different schedulers: the group is refused with a reason", func(t *testing.T) {
+		s.createGroup(testutil.PodGroup(s.ns, "split", 2))
+		pods := s.members("split", 2, "100m", "128Mi")
+		pods[1].Spec.SchedulerName = "someone-else"
+		names := s.createPods(pods...)
+		s.expectEvent("split", "members name different schedulers (cosched: split-0; someone-else: split-1)", bindTimeout)
+		s.expectNoneBound(names, time.Second)
+		s.expectPodScheduledFalse(names[0], "every member of a group must use the same schedulerName")
+	})
+
+	t.Run("members with different priorities: a warning, and the group still runs", func(t *testing.T) {
+		s.createGroup(testutil.PodGroup(s.ns, "mixed", 2))
+		pods := s.members("mixed", 2, "100m", "128Mi")
+		testutil.WithPriorityClass(pods[0], testutil.HighPriority)
+		names := s.createPods(pods...)
+		s.expectAllBound(names, bindTimeout)
+		s.expectEvent("mixed", "MembersDisagree: members have different priorities (0: mixed-1; 1000: mixed-0)", bindTimeout)
+	})
+
+	t.Run("a topology key no node carries: refused with a reason, others not held up", func(t *testing.T) {
+		pg := testutil.PodGroup(s.ns, "nowhere", 2)
+		pg.Annotations = map[string]string{podgroup.TopologyKeyAnnotation: "example.com/no-such-label"}
+		s.createGroup(pg)
+		names := s.createPods(s.members("nowhere", 2, "100m", "128Mi")...)
+		s.expectEvent("nowhere", "GangRejected: no example.com/no-such-label", bindTimeout)
+		s.expectNoneBound(names, time.Second)
+		plain := s.createPods(testutil.Pod(s.ns, "plain-2", "", "100m", "128Mi"))
+		s.expectAllBound(plain, bindTimeout)
+	})
+
+	t.Run("minResources larger than the cluster: refused with a reason", func(t *testing.T) {
+		s.createGroup(testutil.WithMinResources(testutil.PodGroup(s.ns, "huge", 1), "400", "1Ti"))
+		names := s.createPods(s.members("huge", 1, "100m", "128Mi")...)
+		s.expectEvent("huge", "GangRejected: minResources needs cpu 400", bindTimeout)
+		s.expectNoneBound(names, time.Second)
+	})
+}
+
+// expectPodScheduledFalse waits until the pod's PodScheduled condition is
+// False with a message containing want: what kubectl describe shows.
+func (s *scenario) expectPodScheduledFalse(name, want string) {
+	s.t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(s.ctx, 200*time.Millisecond, bindTimeout, true, func(ctx context.Context) (bool, error) {
+		pod, err := s.cs.CoreV1().Pods(s.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == v1.PodScheduled {
+				last = string(c.Status) + " " + c.Reason + ": " + c.Message
+				return c.Status == v1.ConditionFalse && strings.Contains(c.Message, want), nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		s.t.Fatalf("pod %s: PodScheduled never False with %q; last %q", name, want, last)
+	}
 }
 
 func ungate(s *scenario, name string) {
