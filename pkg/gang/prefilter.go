@@ -94,10 +94,14 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 	}
 	// Planning must see the room as it is: nominations the group's own
 	// pending members still carry (from an earlier wait at Permit or an
-	// earlier preemption) would count as taken.
-	for _, m := range c.pending {
-		if m.UID != pod.UID {
-			pl.handle.DeleteNominatedPodIfExists(m)
+	// earlier preemption) would count as taken. While the victims of the
+	// group's preemption terminate, the nominations keep others off the
+	// room they free.
+	if pl.groups.preemptionPending(key, pl.clock.Now(), maxPreemptionWait, pl.victimPresent) == 0 {
+		for _, m := range c.pending {
+			if m.UID != pod.UID {
+				pl.handle.DeleteNominatedPodIfExists(m)
+			}
 		}
 	}
 	if msg := pl.groupDoesNotFit(ctx, pg, c, nodes); msg != "" {

@@ -121,6 +121,9 @@ func (pl *CoschedPreemption) PostFilter(ctx context.Context, state fwk.CycleStat
 // and then their whole gangs.
 func (pl *CoschedPreemption) SelectVictimsOnNode(ctx context.Context, state fwk.CycleState, preemptor *v1.Pod,
 	nodeInfo fwk.NodeInfo, all []*upstream.DomainVictim, pdbs []*policyv1.PodDisruptionBudget) ([]*v1.Pod, int, *fwk.Status) {
+	if len(all) == 0 {
+		return nil, 0, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "No preemption victims found for incoming pod")
+	}
 	var plain []*upstream.DomainVictim
 	for _, v := range all {
 		if !anyGangMember(v) {
@@ -134,7 +137,9 @@ func (pl *CoschedPreemption) SelectVictimsOnNode(ctx context.Context, state fwk.
 		}
 	}
 	if len(plain) == len(all) {
-		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "no victims on this node that leave every PodDisruptionBudget intact")
+		// Only plain pods here, and taking them would break a budget or
+		// not make room.
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "no victims on this node make room without breaking a PodDisruptionBudget")
 	}
 	pods, violations, status := pl.DefaultPreemption.SelectVictimsOnNode(ctx, state, preemptor, nodeInfo, all, pdbs)
 	if !status.IsSuccess() {
