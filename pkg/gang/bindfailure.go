@@ -85,12 +85,15 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 		// The PodGroup's event is the one above.
 		PluginName: Name,
 		Action:     "Released",
+		// Part of the gang is bound already: a budget must not keep the
+		// rest of it there.
+		Force: true,
 	}
 	units := preemption.UnitsOf(kept)
 	go func() {
 		// Unreserve must not wait on API calls; the scheduler's context
 		// outlives the cycle.
-		if err := evictor.Evict(pl.ctx, units, pg, cause); err != nil {
+		if _, err := evictor.Evict(pl.ctx, units, pg, cause); err != nil {
 			logger.Error(err, "Releasing the siblings of a member that failed to bind", "podGroup", key)
 		}
 	}()

@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -21,8 +22,10 @@ func owned(pod *v1.Pod) *v1.Pod {
 
 func TestBindFailureAfterAdmission(t *testing.T) {
 	tests := []struct {
-		name        string
-		minMember   int32
+		name      string
+		minMember int32
+		// nodeDeleted: the node goes away before the member's bind fails.
+		nodeDeleted bool
 		pods        func() []*v1.Pod
 		wantEvicted []string
 		wantEvent   string
@@ -33,6 +36,14 @@ func TestBindFailureAfterAdmission(t *testing.T) {
 			pods:        func() []*v1.Pod { p := members(3, "1"); owned(p[0]); owned(p[1]); owned(p[2]); return p },
 			wantEvicted: []string{"m1", "m2"},
 			wantEvent:   "Warning GangReleased member ns/m3 failed to bind to node node1 after the group was admitted; releasing 2 admitted sibling(s)",
+		},
+		{
+			name:        "the node deleted first: the release still happens",
+			minMember:   3,
+			nodeDeleted: true,
+			pods:        func() []*v1.Pod { p := members(3, "1"); owned(p[0]); owned(p[1]); owned(p[2]); return p },
+			wantEvicted: []string{"m1", "m2"},
+			wantEvent:   "Warning GangReleased member ns/m3 failed to bind to node node1 after the group was admitted",
 		},
 		{
 			name:      "bare siblings keep their nodes: deleting them would lose them",
@@ -63,6 +74,9 @@ func TestBindFailureAfterAdmission(t *testing.T) {
 				}
 			}
 			e.events()
+			if tc.nodeDeleted {
+				e.pl.onNodeDelete(st.MakeNode().Name("node1").Obj())
+			}
 			// m3's binding fails; the framework unreserves it.
 			e.unreserve(e.ctx, pods[2], "node1")
 			if len(tc.wantEvicted) > 0 {
@@ -79,6 +93,9 @@ func TestBindFailureAfterAdmission(t *testing.T) {
 			}
 			var got []string
 			for _, ev := range e.events() {
+				if tc.nodeDeleted && strings.Contains(ev, "GangRejected") {
+					continue
+				}
 				if strings.Contains(ev, "GangReleased") || strings.Contains(ev, "GangBindFailed") {
 					got = append(got, ev)
 				}

@@ -70,6 +70,8 @@ type CoschedGang struct {
 	groups *groupTracker
 	hints  hintMemo
 	clock  clock.WithDelayedExecution
+	// guarding holds the groups the gang guard will check soon.
+	guarding sync.Map
 }
 
 var (

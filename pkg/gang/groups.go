@@ -52,7 +52,9 @@ type groupState struct {
 // evict more while its victims terminate.
 type preemptionInFlight struct {
 	victims []victimRef
-	started time.Time
+	// until is when the group stops waiting for victims that are still
+	// there and may choose again.
+	until time.Time
 }
 
 // victimRef names one preempted pod.
@@ -295,11 +297,17 @@ func (t *groupTracker) reject(key string, reason string, now time.Time, backoff 
 	g := t.getOrCreateLocked(key)
 	r := rejection{report: len(g.reserved) > 0 || !now.Before(g.backoffUntil), heldFor: map[types.UID]time.Duration{}}
 	for uid, res := range g.reserved {
+		if res.admitted {
+			// Let through Permit and binding: not waiting, nothing to
+			// reject. Its reservation stays until it binds or fails, so a
+			// failure still releases its siblings.
+			continue
+		}
 		r.released = append(r.released, uid)
 		r.heldFor[uid] = time.Since(res.since)
 		g.releasing[uid] = true
+		delete(g.reserved, uid)
 	}
-	clear(g.reserved)
 	g.plan = nil
 	if !r.report {
 		return r
@@ -324,7 +332,11 @@ func (t *groupTracker) unreserve(key string, uid types.UID) (current bool) {
 	if !ok {
 		return false
 	}
-	_, current = g.reserved[uid]
+	r, current := g.reserved[uid]
+	if r.admitted {
+		// No rejection will release it: it was past Permit.
+		delete(g.reserved, uid)
+	}
 	delete(g.releasing, uid)
 	return current
 }
@@ -448,17 +460,17 @@ func (t *groupTracker) forget(key string) []types.UID {
 }
 
 // startPreemption records the victims a group's preemption is evicting.
-func (t *groupTracker) startPreemption(key string, victims []victimRef, now time.Time) {
+func (t *groupTracker) startPreemption(key string, victims []victimRef, now time.Time, maxWait time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.getOrCreateLocked(key).preemption = &preemptionInFlight{victims: victims, started: now}
+	t.getOrCreateLocked(key).preemption = &preemptionInFlight{victims: victims, until: now.Add(maxWait)}
 }
 
 // preemptionPending returns how many of the group's last victims are still
 // there (present reports one), forgetting the preemption once none are or
-// once it is older than maxAge: a victim stuck terminating must not keep the
-// group from ever preempting again.
-func (t *groupTracker) preemptionPending(key string, now time.Time, maxAge time.Duration, present func(victimRef) bool) int {
+// once its wait is over: a victim stuck terminating must not keep the group
+// from ever preempting again.
+func (t *groupTracker) preemptionPending(key string, now time.Time, present func(victimRef) bool) int {
 	t.mu.Lock()
 	g, ok := t.groups[key]
 	if !ok || g.preemption == nil {
@@ -469,7 +481,7 @@ func (t *groupTracker) preemptionPending(key string, now time.Time, maxAge time.
 	t.mu.Unlock()
 	// present reads caches with locks of their own: never under t.mu.
 	left := 0
-	if now.Sub(p.started) < maxAge {
+	if now.Before(p.until) {
 		for _, v := range p.victims {
 			if present(v) {
 				left++

@@ -2,6 +2,7 @@ package gang
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -19,10 +20,12 @@ import (
 // the group's minMember, holding nodes for a job that cannot make progress.
 // When a bound member is marked as preempted by a scheduler and fewer than
 // minMember of its group remain, the guard evicts the remaining members too.
+// Every replica's informers see the preemption, so a standby may act as
+// well; evicting a pod twice is harmless.
 
 // guardDelay lets a preemption that already takes the whole gang (cosched's
 // own) finish first, so the guard only acts on what is really left.
-const guardDelay = 2 * time.Second
+const guardDelay = 5 * time.Second
 
 // preemptedByScheduler reports whether a scheduler marked pod as a
 // preemption victim.
@@ -41,7 +44,12 @@ func (pl *CoschedGang) guardAfterPreemption(victim *v1.Pod) {
 	if key == "" || victim.Spec.NodeName == "" {
 		return
 	}
+	// One check per group, however many of its members were preempted.
+	if _, pending := pl.guarding.LoadOrStore(key, true); pending {
+		return
+	}
 	pl.clock.AfterFunc(guardDelay, func() {
+		pl.guarding.Delete(key)
 		if pl.ctx.Err() == nil {
 			pl.evictBelowQuorum(key, victim)
 		}
@@ -62,7 +70,14 @@ func (pl *CoschedGang) evictBelowQuorum(key string, victim *v1.Pod) {
 		}
 	}
 	quorum := podgroup.MinMember(pg)
-	if len(remaining) == 0 || len(remaining) >= quorum {
+	// Members on their way to a node (reserved, binding) count as staying.
+	coming := 0
+	for uid := range pl.groups.reservedMembers(key) {
+		if !slices.ContainsFunc(remaining, func(p *v1.Pod) bool { return p.UID == uid }) {
+			coming++
+		}
+	}
+	if len(remaining) == 0 || len(remaining)+coming >= quorum {
 		return
 	}
 	logger := klog.FromContext(pl.ctx)
@@ -78,7 +93,7 @@ func (pl *CoschedGang) evictBelowQuorum(key string, victim *v1.Pod) {
 		// The gang is already broken: a budget must not keep half of it.
 		Force: true,
 	}
-	if err := evictor.Evict(pl.ctx, preemption.UnitsOf(remaining), nil, why); err != nil {
+	if _, err := evictor.Evict(pl.ctx, preemption.UnitsOf(remaining), nil, why); err != nil {
 		logger.Error(err, "Evicting the rest of a preempted gang", "podGroup", key)
 	}
 }

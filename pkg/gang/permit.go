@@ -169,6 +169,13 @@ func (pl *CoschedGang) PostFilter(ctx context.Context, state fwk.CycleState, pod
 	if key == "" {
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
+	if left := pl.groups.preemptionPending(key, pl.clock.Now(), pl.victimPresent); left > 0 {
+		// The group preempted and its victims still terminate: its members
+		// keep their nominations, so nobody else takes the room meanwhile.
+		preemptions.WithLabelValues("waiting").Inc()
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
+			fmt.Sprintf("PodGroup %s waits for %d preempted pod(s) to terminate", key, left))
+	}
 	if data, err := state.Read(preFilterRejectedKey); err == nil {
 		msg := fmt.Sprintf("PodGroup %s was turned away before filtering", key)
 		if r, ok := data.(preFilterRejected); ok && r.noFit && pg != nil {

@@ -3,6 +3,7 @@ package gang
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,8 +30,12 @@ import (
 // members to the nodes the simulation found, and waits for the victims to
 // terminate before it would ever preempt again.
 
-// maxPreemptionWait bounds how long a group waits for its victims to go
-// before it may choose new ones.
+// maxCandidateUnits bounds the units one domain's search considers, the
+// least important first: each step of the search simulates the domain.
+const maxCandidateUnits = 64
+
+// maxPreemptionWait is how long a group at least waits for its victims to
+// go before it may choose new ones (longer when their grace periods are).
 const maxPreemptionWait = 5 * time.Minute
 
 // preemptForGroup tries to make room for pod's group. When it preempts, or
@@ -45,7 +50,7 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		return nil, nil, ""
 	}
 	logger := klog.FromContext(ctx)
-	if left := pl.groups.preemptionPending(key, pl.clock.Now(), maxPreemptionWait, pl.victimPresent); left > 0 {
+	if left := pl.groups.preemptionPending(key, pl.clock.Now(), pl.victimPresent); left > 0 {
 		preemptions.WithLabelValues("waiting").Inc()
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
 			fmt.Sprintf("PodGroup %s waits for %d preempted pod(s) to terminate", key, left)), ""
@@ -84,7 +89,7 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 	}
 	budgets := preemption.NewBudgets(pdbs)
 
-	var placedPods []*v1.Pod
+	var placedPods, ownReserved []*v1.Pod
 	nodeIndex := map[string]fwk.NodeInfo{}
 	for _, ni := range nodes {
 		if ni.Node() == nil {
@@ -92,7 +97,13 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		}
 		nodeIndex[ni.Node().Name] = ni
 		for _, pi := range ni.GetPods() {
-			placedPods = append(placedPods, pi.GetPod())
+			p := pi.GetPod()
+			placedPods = append(placedPods, p)
+			if podgroup.KeyOf(p) == key && !pl.boundInCache(p) {
+				// Reserved by the group's attempt that was just rejected:
+				// that room is the group's again.
+				ownReserved = append(ownReserved, p)
+			}
 		}
 	}
 	var candidates []*preemption.Unit
@@ -107,7 +118,7 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		return nil, nil, fmt.Sprintf("no pods or gangs of priority below %d that may be evicted", priority)
 	}
 
-	topologyKey := podgroup.TopologyKey(pg, pod)
+	topologyKey := pl.topologyKeyOf(pg, pod)
 	type choice struct {
 		domain  string
 		victims []*preemption.Unit
@@ -115,8 +126,9 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		plan    map[types.UID]string
 	}
 	var best *choice
+	fitsWithout := false
 	for _, d := range domainsOf(nodes, topologyKey) {
-		sim := &roomSim{ctx: ctx, handle: pl.handle, shapes: shapes, memberShape: memberShape, members: members, domain: d.nodes, nodeIndex: nodeIndex}
+		sim := newRoomSim(ctx, pl.handle, shapes, memberShape, members, d.nodes, nodeIndex, ownReserved)
 		var here []*preemption.Unit
 		for _, u := range candidates {
 			if sim.touches(u) {
@@ -126,8 +138,18 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		if len(here) == 0 {
 			continue
 		}
+		if len(here) > maxCandidateUnits {
+			// Each step of the search simulates the whole domain: look at
+			// the least important units only.
+			sort.Slice(here, func(i, j int) bool { return preemption.LessImportant(here[i], here[j]) })
+			here = here[:maxCandidateUnits]
+		}
 		victims, ok := preemption.Select(here, func(v []*preemption.Unit) bool { return sim.place(v) != nil })
-		if !ok || len(victims) == 0 || budgets.Violation(victims) != "" {
+		if ok && len(victims) == 0 {
+			fitsWithout = true
+			continue
+		}
+		if !ok || budgets.Violation(victims) != "" {
 			continue
 		}
 		c := &choice{domain: d.value, victims: victims, cost: preemption.CostOf(victims)}
@@ -138,19 +160,18 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 			}
 		}
 	}
+	if best == nil && fitsWithout {
+		// The cluster changed since the group was turned away: it retries
+		// without evicting anyone.
+		pl.activateAfterBackoff(key)
+		return nil, nil, "the group fits without evicting anyone now and retries"
+	}
 	if best == nil {
 		preemptions.WithLabelValues("no_room").Inc()
 		return nil, nil, fmt.Sprintf("evicting lower-priority pods and gangs cannot make room for %d member(s)%s", need, domainNote(topologyKey))
 	}
 
 	why := fmt.Sprintf("to place %d member(s) of PodGroup %s (priority %d)%s", need, key, priority, domainOf(topologyKey, best.domain))
-	var refs []victimRef
-	for _, u := range best.victims {
-		for _, p := range u.Pods {
-			refs = append(refs, victimRef{namespace: p.Namespace, name: p.Name, uid: p.UID})
-		}
-	}
-	pl.groups.startPreemption(key, refs, pl.clock.Now())
 	evictor := &preemption.Evictor{
 		Client:      pl.handle.ClientSet(),
 		Recorder:    pl.handle.EventRecorder(),
@@ -158,7 +179,21 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		GroupObject: pl.podGroupObject,
 		PluginName:  Name,
 	}
-	if err := evictor.Evict(ctx, best.victims, pg, why); err != nil {
+	taken, err := evictor.Evict(ctx, best.victims, pg, why)
+	// The group waits for whatever went, even after an error, rather than
+	// choosing more victims while those terminate.
+	var refs []victimRef
+	grace := int64(0)
+	for _, p := range taken {
+		refs = append(refs, victimRef{namespace: p.Namespace, name: p.Name, uid: p.UID})
+		if p.Spec.TerminationGracePeriodSeconds != nil {
+			grace = max(grace, *p.Spec.TerminationGracePeriodSeconds)
+		}
+	}
+	if len(refs) > 0 {
+		pl.groups.startPreemption(key, refs, pl.clock.Now(), max(maxPreemptionWait, time.Duration(grace)*time.Second+time.Minute))
+	}
+	if err != nil {
 		preemptions.WithLabelValues("error").Inc()
 		return nil, fwk.AsStatus(err), ""
 	}
@@ -207,6 +242,17 @@ func (pl *CoschedGang) membersToPlace(key string, pg *schedv1alpha1.PodGroup, po
 	}
 	sort.Slice(pending, func(i, j int) bool { return pending[i].Name < pending[j].Name })
 	return append([]*v1.Pod{pod}, pending[:need-1]...), need
+}
+
+// boundInCache reports whether the informer shows p bound (rather than only
+// assumed by this scheduler).
+func (pl *CoschedGang) boundInCache(p *v1.Pod) bool {
+	obj, ok, err := pl.pods.GetByKey(p.Namespace + "/" + p.Name)
+	if err != nil || !ok {
+		return false
+	}
+	cached, ok := obj.(*v1.Pod)
+	return ok && cached.UID == p.UID && cached.Spec.NodeName != ""
 }
 
 // victimPresent reports whether a preempted pod still holds its place.
@@ -301,16 +347,27 @@ type roomSim struct {
 	memberShape []int
 	members     []*v1.Pod
 	domain      []fwk.NodeInfo
+	inDomain    map[string]int
 	nodeIndex   map[string]fwk.NodeInfo
+	// free are pods whose room counts as free in every simulation.
+	free []*v1.Pod
+}
+
+func newRoomSim(ctx context.Context, handle fwk.Handle, shapes []shapeState, memberShape []int, members []*v1.Pod,
+	domain []fwk.NodeInfo, nodeIndex map[string]fwk.NodeInfo, free []*v1.Pod) *roomSim {
+	s := &roomSim{ctx: ctx, handle: handle, shapes: shapes, memberShape: memberShape, members: members,
+		domain: domain, inDomain: make(map[string]int, len(domain)), nodeIndex: nodeIndex, free: free}
+	for i, ni := range domain {
+		s.inDomain[ni.Node().Name] = i
+	}
+	return s
 }
 
 // touches reports whether u has a pod in the domain.
 func (s *roomSim) touches(u *preemption.Unit) bool {
 	for _, p := range u.Pods {
-		for _, ni := range s.domain {
-			if ni.Node().Name == p.Spec.NodeName {
-				return true
-			}
+		if _, ok := s.inDomain[p.Spec.NodeName]; ok {
+			return true
 		}
 	}
 	return false
@@ -319,40 +376,46 @@ func (s *roomSim) touches(u *preemption.Unit) bool {
 // place returns a node for every member with victims removed, or nil.
 func (s *roomSim) place(victims []*preemption.Unit) map[types.UID]string {
 	logger := klog.FromContext(s.ctx)
-	inDomain := map[string]int{}
-	infos := make([]fwk.NodeInfo, len(s.domain))
-	for i, ni := range s.domain {
-		infos[i] = ni
-		inDomain[ni.Node().Name] = i
-	}
+	infos := slices.Clone(s.domain)
 	shapes := make([]shapeState, len(s.shapes))
 	for i, sh := range s.shapes {
 		shapes[i] = sh
 		shapes[i].state = sh.state.Clone()
 	}
 	cloned := map[int]bool{}
+	remove := func(p *v1.Pod) bool {
+		pi, err := framework.NewPodInfo(p)
+		if err != nil {
+			return false
+		}
+		host := s.nodeIndex[p.Spec.NodeName]
+		if i, ok := s.inDomain[p.Spec.NodeName]; ok {
+			if !cloned[i] {
+				infos[i] = infos[i].Snapshot()
+				cloned[i] = true
+			}
+			if err := infos[i].RemovePod(logger, p); err != nil {
+				return false
+			}
+			host = infos[i]
+		}
+		if host == nil {
+			return true
+		}
+		for _, sh := range shapes {
+			s.handle.RunPreFilterExtensionRemovePod(s.ctx, sh.state, sh.pod, pi, host)
+		}
+		return true
+	}
+	for _, p := range s.free {
+		if !remove(p) {
+			return nil
+		}
+	}
 	for _, u := range victims {
 		for _, p := range u.Pods {
-			pi, err := framework.NewPodInfo(p)
-			if err != nil {
+			if !remove(p) {
 				return nil
-			}
-			host := s.nodeIndex[p.Spec.NodeName]
-			if i, ok := inDomain[p.Spec.NodeName]; ok {
-				if !cloned[i] {
-					infos[i] = infos[i].Snapshot()
-					cloned[i] = true
-				}
-				if err := infos[i].RemovePod(logger, p); err != nil {
-					return nil
-				}
-				host = infos[i]
-			}
-			if host == nil {
-				continue
-			}
-			for _, sh := range shapes {
-				s.handle.RunPreFilterExtensionRemovePod(s.ctx, sh.state, sh.pod, pi, host)
 			}
 		}
 	}

@@ -259,7 +259,7 @@ func TestGangPreemption(t *testing.T) {
 			for _, p := range tc.placed {
 				e.deletePod(p)
 			}
-			if n := e.pl.groups.preemptionPending(testKey, e.clock.Now(), maxPreemptionWait, e.pl.victimPresent); n != 0 {
+			if n := e.pl.groups.preemptionPending(testKey, e.clock.Now(), e.pl.victimPresent); n != 0 {
 				t.Errorf("victims still pending after deletion: %d", n)
 			}
 		})

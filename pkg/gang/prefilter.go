@@ -97,7 +97,7 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 	// earlier preemption) would count as taken. While the victims of the
 	// group's preemption terminate, the nominations keep others off the
 	// room they free.
-	if pl.groups.preemptionPending(key, pl.clock.Now(), maxPreemptionWait, pl.victimPresent) == 0 {
+	if pl.groups.preemptionPending(key, pl.clock.Now(), pl.victimPresent) == 0 {
 		for _, m := range c.pending {
 			if m.UID != pod.UID {
 				pl.handle.DeleteNominatedPodIfExists(m)

@@ -2,7 +2,9 @@ package preemption
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -33,33 +35,44 @@ type Evictor struct {
 	// Action names what happens to the victims in events: "Preempted" when
 	// empty.
 	Action string
-	// Force deletes a gang member whose eviction a budget refuses even when
-	// it is the first to go: for a gang that is already broken.
+	// Force deletes a gang member whose eviction fails even when it is the
+	// first to go: for a gang that is already broken.
 	Force bool
 }
 
-// Evict takes every unit. by is the object that preempts (a PodGroup or a
-// pod; nil when cosched acts on its own), why says what for. Once a gang loses one member it loses all of
-// them: a member whose eviction is refused after its siblings went is
-// deleted instead, so the gang never stays split.
-func (e *Evictor) Evict(ctx context.Context, units []*Unit, by runtime.Object, why string) error {
+// Evict takes every unit and returns the pods it took. by is the object
+// that preempts (a PodGroup or a pod; nil when cosched acts on its own), why
+// says what for. Units go in order, gangs first, and the first unit that
+// cannot be taken stops the rest. Once a gang loses one member it loses all
+// of them: a later member whose eviction fails is deleted instead, and an
+// error there does not stop its siblings, so the gang never stays split.
+func (e *Evictor) Evict(ctx context.Context, units []*Unit, by runtime.Object, why string) ([]*v1.Pod, error) {
 	logger := klog.FromContext(ctx)
 	action := e.Action
 	if action == "" {
 		action = "Preempted"
 	}
-	for _, u := range units {
-		taken := 0
+	ordered := append([]*Unit(nil), units...)
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].IsGang() && !ordered[j].IsGang() })
+	var taken []*v1.Pod
+	for _, u := range ordered {
+		var errs []error
+		inUnit := 0
 		for _, pod := range u.Pods {
 			msg := fmt.Sprintf("%s by %s: %s", action, describe(by), why)
 			if u.IsGang() {
 				msg = fmt.Sprintf("%s with all %d placed member(s) of PodGroup %s by %s: %s", action, len(u.Pods), u.Group, describe(by), why)
 			}
-			err := e.take(ctx, pod, msg, taken > 0 || (e.Force && u.IsGang()))
-			if err != nil {
-				return fmt.Errorf("evicting %s/%s: %w", pod.Namespace, pod.Name, err)
+			if err := e.take(ctx, pod, msg, u.IsGang() && (inUnit > 0 || e.Force)); err != nil {
+				if inUnit == 0 {
+					// Nothing of this unit is gone: stop here.
+					return taken, fmt.Errorf("evicting %s/%s: %w", pod.Namespace, pod.Name, err)
+				}
+				errs = append(errs, fmt.Errorf("%s/%s: %w", pod.Namespace, pod.Name, err))
+				continue
 			}
-			taken++
+			inUnit++
+			taken = append(taken, pod)
 			e.Recorder.Eventf(pod, by, v1.EventTypeNormal, action, "Evicting", truncate(msg))
 		}
 		if u.IsGang() && e.GroupObject != nil {
@@ -68,13 +81,16 @@ func (e *Evictor) Evict(ctx context.Context, units []*Unit, by runtime.Object, w
 					truncate(fmt.Sprintf("all %d placed member(s) %s as a unit by %s: %s", len(u.Pods), strings.ToLower(action), describe(by), why)))
 			}
 		}
-		logger.V(2).Info("Preempted unit", "unit", u.Key, "pods", len(u.Pods), "priority", u.Priority, "preemptor", describe(by))
+		if len(errs) > 0 {
+			return taken, fmt.Errorf("gang %s is partly taken; members left: %w", u.Group, errors.Join(errs...))
+		}
+		logger.V(2).Info("Took unit", "action", action, "unit", u.Key, "pods", len(u.Pods), "priority", u.Priority, "by", describe(by))
 	}
-	return nil
+	return taken, nil
 }
 
 // take removes one victim. mustGo is set for a gang member whose siblings
-// are already gone: if its budget refuses the eviction, it is deleted.
+// are already going: if its eviction fails, it is deleted.
 func (e *Evictor) take(ctx context.Context, pod *v1.Pod, msg string, mustGo bool) error {
 	if e.Waiting != nil {
 		if wp := e.Waiting(pod.UID); wp != nil && wp.Reject(e.PluginName, msg) {
@@ -83,16 +99,17 @@ func (e *Evictor) take(ctx context.Context, pod *v1.Pod, msg string, mustGo bool
 	}
 	eviction := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace}}
 	err := e.Client.PolicyV1().Evictions(pod.Namespace).Evict(ctx, eviction)
-	switch {
-	case err == nil, apierrors.IsNotFound(err):
+	if err == nil || apierrors.IsNotFound(err) {
 		return nil
-	case apierrors.IsTooManyRequests(err) && mustGo:
-		klog.FromContext(ctx).Info("Eviction refused for a member of a gang already being preempted; deleting it so the gang is not split",
-			"pod", klog.KObj(pod), "err", err)
-		err = e.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
-		if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return nil
-		}
+	}
+	if !mustGo {
+		return err
+	}
+	klog.FromContext(ctx).Info("Eviction failed for a member of a gang that is being taken; deleting it so the gang is not split",
+		"pod", klog.KObj(pod), "err", err)
+	err = e.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
+	if err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
 	}
 	return err
 }

@@ -32,7 +32,10 @@ func TestEvict(t *testing.T) {
 	tests := []struct {
 		name string
 		// refuse names pods whose eviction a budget refuses.
-		refuse      []string
+		refuse []string
+		// fail names pods whose eviction fails with a server error.
+		fail        []string
+		force       bool
 		waiting     []string
 		units       []*Unit
 		wantEvicted []string
@@ -40,9 +43,10 @@ func TestEvict(t *testing.T) {
 		wantErr     string
 	}{
 		{
-			name:        "every pod of every unit evicted",
-			units:       []*Unit{UnitsOf([]*v1.Pod{pod("p", 1).Obj()})[0], UnitsOf([]*v1.Pod{gangPod("g-0", "g", 1).Obj(), gangPod("g-1", "g", 1).Obj()})[0]},
-			wantEvicted: []string{"p", "g-0", "g-1"},
+			name:  "every pod of every unit evicted",
+			units: []*Unit{UnitsOf([]*v1.Pod{pod("p", 1).Obj()})[0], UnitsOf([]*v1.Pod{gangPod("g-0", "g", 1).Obj(), gangPod("g-1", "g", 1).Obj()})[0]},
+			// Gangs go first.
+			wantEvicted: []string{"g-0", "g-1", "p"},
 		},
 		{
 			name:        "a waiting member is rejected in memory",
@@ -63,6 +67,21 @@ func TestEvict(t *testing.T) {
 			units:   UnitsOf([]*v1.Pod{pod("p", 1).Obj()}),
 			wantErr: "evicting ns/p",
 		},
+		{
+			name:        "a failing later member of a gang is deleted, whatever the error",
+			fail:        []string{"g-1"},
+			units:       UnitsOf([]*v1.Pod{gangPod("g-0", "g", 1).Obj(), gangPod("g-1", "g", 1).Obj()}),
+			wantEvicted: []string{"g-0"},
+			wantDeleted: []string{"g-1"},
+		},
+		{
+			name:        "force: even the first member of a broken gang is deleted",
+			force:       true,
+			refuse:      []string{"g-0"},
+			units:       UnitsOf([]*v1.Pod{gangPod("g-0", "g", 1).Obj(), gangPod("g-1", "g", 1).Obj()}),
+			wantEvicted: []string{"g-1"},
+			wantDeleted: []string{"g-0"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,6 +96,11 @@ func TestEvict(t *testing.T) {
 				for _, r := range tc.refuse {
 					if r == name {
 						return true, nil, apierrors.NewTooManyRequests("budget", 1)
+					}
+				}
+				for _, f := range tc.fail {
+					if f == name {
+						return true, nil, apierrors.NewInternalError(errors.New("etcd hiccup"))
 					}
 				}
 				mu.Lock()
@@ -103,9 +127,10 @@ func TestEvict(t *testing.T) {
 					return nil
 				},
 				PluginName: "test",
+				Force:      tc.force,
 			}
 			by := pod("preemptor", 10).Obj()
-			err := e.Evict(context.Background(), tc.units, by, "to make room")
+			taken, err := e.Evict(context.Background(), tc.units, by, "to make room")
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -117,6 +142,9 @@ func TestEvict(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want := len(tc.wantEvicted) + len(tc.wantDeleted) + len(tc.waiting); len(taken) != want {
+				t.Errorf("taken %d pods, want %d", len(taken), want)
 			}
 			if diff := cmp.Diff(tc.wantEvicted, evicted); diff != "" {
 				t.Errorf("evicted (-want +got):\n%s", diff)

@@ -21,9 +21,13 @@ type Budgets struct {
 func NewBudgets(pdbs []*policyv1.PodDisruptionBudget) *Budgets {
 	b := &Budgets{}
 	for _, pdb := range pdbs {
+		if pdb.Spec.Selector == nil {
+			// policy/v1: a missing selector matches no pod.
+			continue
+		}
+		// An empty selector ({}) matches every pod in the namespace.
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || sel.Empty() {
-			// An invalid or empty selector matches nothing for eviction.
+		if err != nil {
 			continue
 		}
 		b.pdbs = append(b.pdbs, pdb)

@@ -33,6 +33,8 @@ func TestBudgetsViolation(t *testing.T) {
 	otherNS.Namespace = "elsewhere"
 	empty := pdb("empty", "web", 0)
 	empty.Spec.Selector = &metav1.LabelSelector{}
+	noSelector := pdb("none", "web", 0)
+	noSelector.Spec.Selector = nil
 	tests := []struct {
 		name    string
 		pdbs    []*policyv1.PodDisruptionBudget
@@ -45,7 +47,9 @@ func TestBudgetsViolation(t *testing.T) {
 			"evicting ns/w2 would violate PodDisruptionBudget ns/web (1 disruption(s) allowed)"},
 		{"other labels untouched", []*policyv1.PodDisruptionBudget{pdb("db", "db", 0)}, []*Unit{appUnit("a", "web", "w1")}, ""},
 		{"other namespace untouched", []*policyv1.PodDisruptionBudget{otherNS}, []*Unit{appUnit("a", "web", "w1")}, ""},
-		{"empty selector matches nothing", []*policyv1.PodDisruptionBudget{empty}, []*Unit{appUnit("a", "web", "w1")}, ""},
+		{"empty selector matches every pod", []*policyv1.PodDisruptionBudget{empty}, []*Unit{appUnit("a", "web", "w1")},
+			"evicting ns/w1 would violate PodDisruptionBudget ns/empty"},
+		{"missing selector matches nothing", []*policyv1.PodDisruptionBudget{noSelector}, []*Unit{appUnit("a", "web", "w1")}, ""},
 		{"already disrupted pods do not count", []*policyv1.PodDisruptionBudget{pdb("web", "web", 0, "w1")}, []*Unit{appUnit("a", "web", "w1")}, ""},
 	}
 	for _, tc := range tests {

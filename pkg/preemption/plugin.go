@@ -3,11 +3,12 @@ package preemption
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/tools/cache"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/defaultpreemption"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
 	upstream "k8s.io/kubernetes/pkg/scheduler/framework/preemption"
+	schedmetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cosched/cosched/pkg/podgroup"
@@ -109,6 +111,7 @@ func (pl *CoschedPreemption) Name() string { return Name }
 
 // PostFilter preempts for a pod that found no node.
 func (pl *CoschedPreemption) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, m fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+	schedmetrics.PreemptionAttempts.Inc()
 	result, status := pl.Evaluator.Preempt(ctx, state, pod, m)
 	if msg := status.Message(); msg != "" {
 		return result, fwk.NewStatus(status.Code(), "preemption: "+msg)
@@ -118,15 +121,27 @@ func (pl *CoschedPreemption) PostFilter(ctx context.Context, state fwk.CycleStat
 
 // SelectVictimsOnNode chooses the victims on one node without splitting a
 // gang: plain pods first; gang members only when plain pods are not enough,
-// and then their whole gangs.
+// and then their whole gangs. In that second pass each gang's pods on the
+// node are one victim, so upstream's reprieve keeps or takes them together
+// and prefers plain pods (it ranks a group above a pod at equal priority).
 func (pl *CoschedPreemption) SelectVictimsOnNode(ctx context.Context, state fwk.CycleState, preemptor *v1.Pod,
 	nodeInfo fwk.NodeInfo, all []*upstream.DomainVictim, pdbs []*policyv1.PodDisruptionBudget) ([]*v1.Pod, int, *fwk.Status) {
 	if len(all) == 0 {
 		return nil, 0, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "No preemption victims found for incoming pod")
 	}
+	priority := corev1helpers.PodPriority(preemptor)
+	own := podgroup.KeyOf(preemptor)
 	var plain []*upstream.DomainVictim
+	gangPods := map[string][]fwk.PodInfo{}
 	for _, v := range all {
-		if !anyGangMember(v) {
+		inGang := false
+		for _, pi := range v.Pods() {
+			if key := podgroup.KeyOf(pi.GetPod()); key != "" {
+				gangPods[key] = append(gangPods[key], pi)
+				inGang = true
+			}
+		}
+		if !inGang {
 			plain = append(plain, v)
 		}
 	}
@@ -136,71 +151,71 @@ func (pl *CoschedPreemption) SelectVictimsOnNode(ctx context.Context, state fwk.
 			return pods, 0, status
 		}
 	}
-	if len(plain) == len(all) {
-		// Only plain pods here, and taking them would break a budget or
-		// not make room.
-		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "no victims on this node make room without breaking a PodDisruptionBudget")
+	// Gangs that may be taken whole become one victim each.
+	victims := plain
+	gangs := map[string]*Unit{}
+	for _, key := range slices.Sorted(maps.Keys(gangPods)) {
+		if key == own {
+			continue
+		}
+		u := pl.placedGang(key)
+		if u == nil || !Eligible(u, priority) {
+			continue
+		}
+		v, err := upstream.NewVictim(gangPods[key], u.Priority, fwk.PodGroupKeyType)
+		if err != nil {
+			continue
+		}
+		gangs[key] = u
+		victims = append(victims, &upstream.DomainVictim{Victim: v})
 	}
-	pods, violations, status := pl.DefaultPreemption.SelectVictimsOnNode(ctx, state, preemptor, nodeInfo, all, pdbs)
+	if len(gangs) == 0 {
+		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "no victims on this node make room without breaking a PodDisruptionBudget or a gang")
+	}
+	pods, violations, status := pl.DefaultPreemption.SelectVictimsOnNode(ctx, state, preemptor, nodeInfo, victims, pdbs)
 	if !status.IsSuccess() {
 		return nil, 0, status
 	}
 	if violations > 0 {
 		return nil, 0, fwk.NewStatus(fwk.Unschedulable, "room on this node would break a PodDisruptionBudget")
 	}
-	units, why := pl.wholeGangs(pods, corev1helpers.PodPriority(preemptor))
-	if why != "" {
-		return nil, 0, fwk.NewStatus(fwk.Unschedulable, why)
+	// Gang members chosen here stand for every placed member of their gang.
+	var units []*Unit
+	seen := map[string]bool{}
+	for _, p := range pods {
+		key := podgroup.KeyOf(p)
+		if key == "" {
+			units = append(units, UnitsOf([]*v1.Pod{p})...)
+			continue
+		}
+		if !seen[key] {
+			seen[key] = true
+			units = append(units, gangs[key])
+		}
 	}
 	if v := NewBudgets(pdbs).Violation(units); v != "" {
 		return nil, 0, fwk.NewStatus(fwk.Unschedulable, v)
 	}
-	var victims []*v1.Pod
+	var out []*v1.Pod
 	for _, u := range units {
-		victims = append(victims, u.Pods...)
+		out = append(out, u.Pods...)
 	}
-	klog.FromContext(ctx).V(4).Info("Victims on node include whole gangs", "node", nodeInfo.Node().Name, "victims", len(victims))
-	return victims, 0, nil
+	klog.FromContext(ctx).V(4).Info("Victims on node include whole gangs", "node", nodeInfo.Node().Name, "victims", len(out))
+	return out, 0, nil
 }
 
-func anyGangMember(v *upstream.DomainVictim) bool {
-	for _, pi := range v.Pods() {
-		if podgroup.NameOf(pi.GetPod()) != "" {
-			return true
-		}
-	}
-	return false
-}
-
-// wholeGangs extends victims to every placed member of the gangs they touch:
-// members bound to any node, and members holding a reservation at Permit.
-// It refuses when a member it must take is not of lower priority.
-func (pl *CoschedPreemption) wholeGangs(victims []*v1.Pod, preemptorPriority int32) ([]*Unit, string) {
-	seen := map[types.UID]bool{}
+// placedGang returns every placed member of a gang as one unit: members
+// bound to any node, waiting at Permit, or in their binding cycle. nil when
+// the gang has none.
+func (pl *CoschedPreemption) placedGang(key string) *Unit {
 	var pods []*v1.Pod
-	add := func(p *v1.Pod) {
-		if !seen[p.UID] {
-			seen[p.UID] = true
-			pods = append(pods, p)
+	for _, m := range podgroup.Members(pl.pods, key) {
+		if m.Spec.NodeName != "" || pl.handle.GetWaitingPod(m.UID) != nil || pl.handle.GetPodInPreBind(m.UID) != nil {
+			pods = append(pods, m)
 		}
 	}
-	for _, victim := range victims {
-		add(victim)
-		key := podgroup.KeyOf(victim)
-		if key == "" {
-			continue
-		}
-		for _, member := range podgroup.Members(pl.pods, key) {
-			if member.Spec.NodeName != "" || pl.handle.GetWaitingPod(member.UID) != nil {
-				add(member)
-			}
-		}
+	if len(pods) == 0 {
+		return nil
 	}
-	units := UnitsOf(pods)
-	for _, u := range units {
-		if !Eligible(u, preemptorPriority) {
-			return nil, fmt.Sprintf("taking %s would take members of priority %d or being deleted", u.Key, u.Priority)
-		}
-	}
-	return units, ""
+	return UnitsOf(pods)[0]
 }

@@ -99,6 +99,10 @@ func LessImportant(a, b *Unit) bool {
 		return len(a.Pods) < len(b.Pods)
 	}
 	if !a.Started.Equal(b.Started) {
+		// A unit that has not started loses the least work.
+		if a.Started.IsZero() || b.Started.IsZero() {
+			return a.Started.IsZero()
+		}
 		return a.Started.After(b.Started)
 	}
 	return a.Key < b.Key

@@ -79,6 +79,8 @@ func TestLessImportant(t *testing.T) {
 		{"gang after plain pod", unit("x", 1, true, 1, t0), unit("y", 1, false, 3, t0), false},
 		{"fewer pods first", unit("x", 1, true, 2, t0), unit("y", 1, true, 3, t0), true},
 		{"younger first", unit("x", 1, false, 1, t0.Add(time.Hour)), unit("y", 1, false, 1, t0), true},
+		{"not started before started", unit("x", 1, false, 1, time.Time{}), unit("y", 1, false, 1, t0), true},
+		{"started after not started", unit("x", 1, false, 1, t0), unit("y", 1, false, 1, time.Time{}), false},
 		{"key breaks ties", unit("x", 1, false, 1, t0), unit("y", 1, false, 1, t0), true},
 	}
 	for _, tc := range tests {
