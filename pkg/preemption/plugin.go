@@ -5,12 +5,18 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
@@ -22,6 +28,8 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
 	upstream "k8s.io/kubernetes/pkg/scheduler/framework/preemption"
 	schedmetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cosched/cosched/pkg/podgroup"
@@ -29,6 +37,11 @@ import (
 
 // Name is the plugin's name in the registry and in scheduler configs.
 const Name = "CoschedPreemption"
+
+func init() {
+	// Events name PodGroups; the event recorder needs their kind.
+	utilruntime.Must(schedv1alpha1.AddToScheme(scheme.Scheme))
+}
 
 // CoschedPreemption is kube-scheduler's DefaultPreemption for pods that are
 // not members of a pending gang, with one change: it never splits a gang.
@@ -42,8 +55,11 @@ const Name = "CoschedPreemption"
 // minCandidateNodesAbsolute) with the same defaults and validation.
 type CoschedPreemption struct {
 	*defaultpreemption.DefaultPreemption
-	handle fwk.Handle
-	pods   cache.Indexer
+	handle   fwk.Handle
+	pods     cache.Indexer
+	pgClient versioned.Interface
+	// reported remembers (preemptor, gang) pairs already given an event.
+	reported sync.Map
 }
 
 var (
@@ -67,11 +83,61 @@ func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin
 	if err := podgroup.AddIndex(podInformer); err != nil {
 		return nil, fmt.Errorf("indexing pods by group: %w", err)
 	}
-	pl := &CoschedPreemption{DefaultPreemption: inner, handle: handle, pods: podInformer.GetIndexer()}
+	pgClient, err := versioned.NewForConfig(jsonConfig(handle.KubeConfig()))
+	if err != nil {
+		return nil, fmt.Errorf("building the PodGroup client: %w", err)
+	}
+	pl := &CoschedPreemption{DefaultPreemption: inner, handle: handle, pods: podInformer.GetIndexer(), pgClient: pgClient}
 	// The evaluator calls back into pl, so victims are chosen by the
 	// gang-aware SelectVictimsOnNode below.
 	inner.Evaluator = upstream.NewEvaluator(Name, handle, pl, inner.Executor)
+	// Upstream's eviction records an event on each victim; a gang's PodGroup
+	// gets one too, saying who took the gang and why.
+	evict := inner.Executor.PreemptPod
+	inner.Executor.PreemptPod = func(ctx context.Context, c upstream.Candidate, preemptor upstream.ExecutorPreemptor, victim *v1.Pod, pluginName string) (bool, error) {
+		inMemory, err := evict(ctx, c, preemptor, victim, pluginName)
+		if err == nil {
+			pl.recordGangPreempted(ctx, c, preemptor, victim)
+		}
+		return inMemory, err
+	}
 	return pl, nil
+}
+
+// recordGangPreempted puts one event on a victim gang's PodGroup per
+// preemption.
+func (pl *CoschedPreemption) recordGangPreempted(ctx context.Context, c upstream.Candidate, preemptor upstream.ExecutorPreemptor, victim *v1.Pod) {
+	key := podgroup.KeyOf(victim)
+	if key == "" {
+		return
+	}
+	once := string(preemptor.UID()) + "/" + key
+	if _, seen := pl.reported.LoadOrStore(once, true); seen {
+		return
+	}
+	// Each victim of one preemption passes here; a minute covers them all.
+	time.AfterFunc(time.Minute, func() { pl.reported.Delete(once) })
+	pg, err := pl.pgClient.SchedulingV1alpha1().PodGroups(victim.Namespace).Get(ctx, podgroup.NameOf(victim), metav1.GetOptions{})
+	if err != nil {
+		return
+	}
+	members := 0
+	for _, p := range c.Victims().Pods {
+		if podgroup.KeyOf(p) == key {
+			members++
+		}
+	}
+	pl.handle.EventRecorder().Eventf(pg, preemptor.Obj(), v1.EventTypeWarning, "GangPreempted", "Preempting", truncate(fmt.Sprintf(
+		"all %d placed member(s) preempted as a unit by %s %s/%s (priority %d) to make room on node %s",
+		members, preemptor.Type(), preemptor.GetNamespace(), preemptor.GetName(), preemptor.Priority(), c.Name())))
+}
+
+// jsonConfig speaks JSON: custom resources do not support protobuf.
+func jsonConfig(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = runtime.ContentTypeJSON
+	cfg.AcceptContentTypes = runtime.ContentTypeJSON
+	return cfg
 }
 
 // decodeArgs reads DefaultPreemption's versioned args strictly, defaults and

@@ -81,6 +81,7 @@ func TestGangPreemption(t *testing.T) {
 		urgent := s.createPods(testutil.WithPriorityClass(testutil.Pod(s.ns, "urgent", "", "2", "1Gi"), testutil.HighPriority))
 		s.expectAllBound(urgent, bindTimeout)
 		s.waitGone(jobNames, bindTimeout)
+		s.expectEvent("job", "GangPreempted: all 2 placed member(s) preempted as a unit by pod "+s.ns+"/urgent (priority 1000)", bindTimeout)
 	})
 
 	t.Run("another scheduler preempts one member of a running gang: the rest go too", func(t *testing.T) {
