@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: all build test test-unit test-integration test-e2e verify etcd clean compare demo local-up local-down local-tools bench bench-smoke
+.PHONY: all build test test-unit test-integration test-e2e verify etcd clean compare demo local-up local-down local-tools bench bench-smoke soak
 
 all: build
 
@@ -30,9 +30,9 @@ demo: build
 ## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane
 test: verify test-unit test-integration test-e2e bench-smoke
 
-## test-unit: fast, table-driven tests of every package
+## test-unit: fast, table-driven tests of every package, and the static checks of manifests/ and the Dockerfile
 test-unit:
-	$(GOTEST) -count=1 ./pkg/... ./cmd/...
+	$(GOTEST) -count=1 ./pkg/... ./cmd/... ./test/manifests/...
 
 ## test-integration: the scheduler against an in-process kube-apiserver and a real etcd
 test-integration: etcd build
@@ -64,6 +64,20 @@ compare: etcd
 ## test-e2e: bring up the local control plane, run test/e2e against it, tear it down
 test-e2e: build
 	hack/test-e2e.sh
+
+## soak: long load test of cosched on the local control plane (waves of gangs, memory, goroutines); report in _output/soak.md
+SOAK_WAVES ?= 10
+SOAK_GANGS ?= 60
+SOAK_MAX_MEMBERS ?= 32
+# Idle after the waves until client-go's event cache (6-12 min) has emptied,
+# then check the live heap against the baseline; SOAK_IDLE=0 skips it.
+SOAK_IDLE ?= 780
+soak: build
+	@mkdir -p _output
+	set -o pipefail; COSCHED_SOAK_WAVES=$(SOAK_WAVES) COSCHED_SOAK_GANGS=$(SOAK_GANGS) COSCHED_SOAK_MAX_MEMBERS=$(SOAK_MAX_MEMBERS) \
+		COSCHED_SOAK_IDLE_SECONDS=$(SOAK_IDLE) COSCHED_SOAK_OUT=$(CURDIR)/_output/soak.md E2E_TIMEOUT=60m \
+		hack/test-e2e.sh -run '^TestSoak$$' -v 2>&1 | tee _output/soak.log
+	@cat _output/soak.md
 
 ## local-up: local control plane (etcd, kube-apiserver, kube-controller-manager, KWOK nodes) + cosched; knobs in hack/local-up.sh
 local-up: build

@@ -132,3 +132,42 @@ lock_local() {
   exec 9>"${REPO_ROOT}/_output/.local.lock"
   flock -n 9 || die "another hack/local-up.sh or hack/local-down.sh is running (lock ${REPO_ROOT}/_output/.local.lock)"
 }
+
+# --- restarting one component in place -------------------------------------------
+# These serve hack/restart-apiserver.sh: they stop a component and start it
+# again exactly as hack/local-up.sh had started it, without going through
+# local-up (which would also restart any other component whose binary changed
+# in the meantime).
+
+# component_args NAME: prints the arguments (without argv[0]) the running
+# component was started with, each ended by a NUL; returns 1 when it is not
+# running. Read them into an array with: mapfile -d '' args < <(component_args NAME)
+component_args() {
+  local pid
+  pid="$(component_pid "$1")" || return 1
+  tail -z -n +2 "/proc/${pid}/cmdline"
+}
+
+# launch_component NAME ARGS...: starts the component's binary with ARGS the
+# way local-up.sh does (own session, so it outlives the caller; stdin from
+# /dev/null; the lock descriptor 9 closed) but appends to its log instead of
+# rotating it, and records the new PID. Prints nothing; fails when the process
+# exits at once.
+launch_component() {
+  local name="$1" bin pid
+  shift
+  bin="$(component_bin "${name}")"
+  mkdir -p "${PID_DIR}" "${LOG_DIR}"
+  setsid "${bin}" "$@" </dev/null >>"$(log_file "${name}")" 2>&1 9>&- &
+  pid=$!
+  echo "${pid}" >"$(pid_file "${name}")"
+  sleep 0.3
+  component_running "${name}"
+}
+
+# local_apiserver_ready: the local kube-apiserver answers /readyz with ok to
+# the admin client certificate.
+local_apiserver_ready() {
+  curl -fsS --max-time 5 --cacert "${PKI_DIR}/ca.crt" --cert "${PKI_DIR}/admin.crt" --key "${PKI_DIR}/admin.key" \
+    "https://127.0.0.1:${APISERVER_PORT}/readyz" 2>/dev/null | grep -qx ok
+}

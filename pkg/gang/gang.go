@@ -335,7 +335,15 @@ func (pl *CoschedGang) rejectWaiting(uids []types.UID, msg string) int {
 // is rejected and releases it, the group backs off, and the first report of
 // a failure becomes a metric, a log line and an event on the PodGroup.
 func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, reason, cause string, retryAfterBackoff bool) {
-	r := pl.groups.reject(key, cause, pl.clock.Now(), pl.backoff())
+	backoff := pl.backoff()
+	if reason == "no_fit" || reason == "members_disagree" {
+		// Nothing placed, nothing held: retrying soon helps only if the
+		// cluster changed, so repeats back off longer.
+		if _, _, backingOff := pl.groups.backingOff(key, pl.clock.Now()); !backingOff {
+			backoff = pl.groups.escalatedBackoff(key, backoff)
+		}
+	}
+	r := pl.groups.reject(key, cause, pl.clock.Now(), backoff)
 	released := pl.rejectWaiting(r.released, fmt.Sprintf("PodGroup %s was rejected as a whole: %s", key, cause))
 	pl.recordHeld(key, r.heldFor)
 	if retryAfterBackoff {

@@ -46,6 +46,9 @@ type groupState struct {
 	// admitted are the members of the last attempt let through Permit; if
 	// one of them fails to bind, the others are released with it.
 	admitted []types.UID
+	// noFitStreak counts the rejections in a row of a group that cannot be
+	// placed at all; its backoff grows with them.
+	noFitStreak int
 }
 
 // preemptionInFlight remembers whom a group preempted, so that it does not
@@ -228,6 +231,7 @@ func (t *groupTracker) admitLocked(g *groupState, now time.Time) ([]types.UID, t
 		g.reserved[uid] = r
 	}
 	g.admitted = uids
+	g.noFitStreak = 0
 	g.waitingSince = time.Time{}
 	g.plan = nil
 	g.rejectedAt, g.backoffUntil, g.lastReason = time.Time{}, time.Time{}, ""
@@ -414,6 +418,26 @@ func (t *groupTracker) activationDone(key string) {
 		g.activationPending = false
 		t.dropIfIdleLocked(key)
 	}
+}
+
+// maxBackoffFactor caps how far a group that keeps not fitting backs off:
+// six times the configured backoff (30s by default).
+const maxBackoffFactor = 6
+
+// escalatedBackoff counts one more rejection in a row of a group that does
+// not fit and returns its backoff: base, doubled with each repeat, at most
+// maxBackoffFactor times base. A group that can never fit is then retried a
+// few times a minute instead of every base, however long it waits.
+func (t *groupTracker) escalatedBackoff(key string, base time.Duration) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.getOrCreateLocked(key)
+	g.noFitStreak++
+	backoff := base
+	for i := 1; i < g.noFitStreak && backoff < maxBackoffFactor*base; i++ {
+		backoff *= 2
+	}
+	return min(backoff, maxBackoffFactor*base)
 }
 
 // rejectedAt returns when the group was last rejected, zero if never.

@@ -309,18 +309,19 @@ func TestPreFilterBackoff(t *testing.T) {
 			wantActivated: [][]string{{"ns/m1", "ns/m2"}},
 		},
 		{
-			name:     "backing off again after the second rejection",
+			// A second "does not fit" in a row doubles the backoff.
+			name:     "backing off again, twice as long, after the second rejection",
 			advance:  4900 * time.Millisecond,
 			pod:      pods[1],
 			nodes:    bigEnough,
 			wantCode: fwk.UnschedulableAndUnresolvable,
-			wantMsg:  []string{"backing off for 100ms"},
+			wantMsg:  []string{"backing off for 5.1s"},
 			// A new backoff, a new timer.
 			wantTimers: 1,
 		},
 		{
 			name:     "second backoff over: the group fits now",
-			advance:  100 * time.Millisecond,
+			advance:  5100 * time.Millisecond,
 			pod:      pods[0],
 			nodes:    bigEnough,
 			wantCode: fwk.Success,
@@ -430,6 +431,24 @@ func TestPreFilterRejectionThenPostFilter(t *testing.T) {
 	}
 	if got := e.pl.groups.rejectedAt(testKey); !got.Equal(baseTime) {
 		t.Errorf("rejectedAt: got %v, want %v", got, baseTime)
+	}
+}
+
+func TestEscalatedBackoff(t *testing.T) {
+	tr := newGroupTracker()
+	var got []time.Duration
+	for range 6 {
+		got = append(got, tr.escalatedBackoff(testKey, 5*time.Second))
+	}
+	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second, 30 * time.Second, 30 * time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("backoffs (-want +got):\n%s", diff)
+	}
+	// Admission ends the streak.
+	tr.reserve(testKey, "m1", "node1")
+	tr.admitAll(testKey, baseTime)
+	if b := tr.escalatedBackoff(testKey, 5*time.Second); b != 5*time.Second {
+		t.Errorf("after admission: backoff %v, want 5s", b)
 	}
 }
 

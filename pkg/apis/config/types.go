@@ -29,7 +29,9 @@ type CoschedGangArgs struct {
 
 	// PodGroupBackoffSeconds is how long a group is left alone after it was
 	// rejected as a whole, so that a group that cannot fit does not retry in a
-	// storm. 0 disables the group backoff. Default 5.
+	// storm. A group turned away again and again because it does not fit
+	// backs off twice as long each time, up to six times this. 0 disables
+	// the group backoff. Default 5.
 	PodGroupBackoffSeconds *int64 `json:"podGroupBackoffSeconds,omitempty"`
 
 	// ManagePodGroupStatus makes the scheduler keep PodGroup status (phase,
