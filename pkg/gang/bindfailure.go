@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
-	fwk "k8s.io/kube-scheduler/framework"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/podgroup"
@@ -78,17 +77,13 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 	}
 	pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangReleased", "Binding", truncate(fmt.Sprintf(
 		"%s; releasing %d admitted sibling(s) (their controllers recreate them) so the group retries whole", cause, len(kept))))
-	evictor := &preemption.Evictor{
-		Client:   pl.handle.ClientSet(),
-		Recorder: pl.handle.EventRecorder(),
-		Waiting:  func(uid types.UID) fwk.WaitingPod { return pl.handle.GetWaitingPod(uid) },
-		// The PodGroup's event is the one above.
-		PluginName: Name,
-		Action:     "Released",
-		// Part of the gang is bound already: a budget must not keep the
-		// rest of it there.
-		Force: true,
-	}
+	evictor := pl.evictor()
+	evictor.Action = "Released"
+	// The PodGroup's event is the one above.
+	evictor.GroupObject = nil
+	// Part of the gang is bound already: a budget must not keep the rest of
+	// it there.
+	evictor.Force = true
 	units := preemption.UnitsOf(kept)
 	go func() {
 		// Unreserve must not wait on API calls; the scheduler's context

@@ -21,8 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -48,13 +46,6 @@ const maxPermitWait = 15 * time.Minute
 // informerSyncTimeout bounds how long New waits for PodGroups to list, so a
 // cluster without the CRD fails the scheduler's start with a clear error.
 const informerSyncTimeout = 30 * time.Second
-
-func init() {
-	// Events name PodGroups; the event recorder needs their kind.
-	if err := schedv1alpha1.AddToScheme(scheme.Scheme); err != nil {
-		panic(err)
-	}
-}
 
 // CoschedGang is the gang scheduling plugin.
 type CoschedGang struct {
@@ -145,7 +136,7 @@ func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error)
 	if s, ok := shared[key]; ok {
 		return s, nil
 	}
-	client, err := versioned.NewForConfig(podGroupClientConfig(handle.KubeConfig()))
+	client, err := podgroup.NewClient(handle.KubeConfig())
 	if err != nil {
 		return nil, fmt.Errorf("building the PodGroup client: %w", err)
 	}
@@ -167,15 +158,6 @@ func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error)
 		sharedMu.Unlock()
 	}()
 	return s, nil
-}
-
-// podGroupClientConfig speaks JSON: kube-scheduler's client defaults to
-// protobuf, which custom resources do not support.
-func podGroupClientConfig(cfg *rest.Config) *rest.Config {
-	cfg = rest.CopyConfig(cfg)
-	cfg.ContentType = runtime.ContentTypeJSON
-	cfg.AcceptContentTypes = runtime.ContentTypeJSON
-	return cfg
 }
 
 // newPlugin wires the plugin to its informers; tests call it with fakes.

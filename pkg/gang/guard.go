@@ -6,9 +6,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
-	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/cosched/cosched/pkg/podgroup"
 	"github.com/cosched/cosched/pkg/preemption"
@@ -84,15 +82,9 @@ func (pl *CoschedGang) evictBelowQuorum(key string, victim *v1.Pod) {
 	why := fmt.Sprintf("member %s/%s was preempted and only %d of the %d members the group needs remain", victim.Namespace, victim.Name, len(remaining), quorum)
 	logger.V(2).Info("Evicting the rest of a preempted gang", "podGroup", key, "victim", klog.KObj(victim), "remaining", len(remaining))
 	groupRejections.WithLabelValues("member_preempted").Inc()
-	evictor := &preemption.Evictor{
-		Client:      pl.handle.ClientSet(),
-		Recorder:    pl.handle.EventRecorder(),
-		Waiting:     func(uid types.UID) fwk.WaitingPod { return pl.handle.GetWaitingPod(uid) },
-		GroupObject: pl.podGroupObject,
-		PluginName:  Name,
-		// The gang is already broken: a budget must not keep half of it.
-		Force: true,
-	}
+	evictor := pl.evictor()
+	// The gang is already broken: a budget must not keep half of it.
+	evictor.Force = true
 	if _, err := evictor.Evict(pl.ctx, preemption.UnitsOf(remaining), nil, why); err != nil {
 		logger.Error(err, "Evicting the rest of a preempted gang", "podGroup", key)
 	}

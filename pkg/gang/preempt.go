@@ -38,10 +38,11 @@ const maxCandidateUnits = 64
 // go before it may choose new ones (longer when their grace periods are).
 const maxPreemptionWait = 5 * time.Minute
 
-// preemptForGroup tries to make room for pod's group. When it preempts, or
-// waits for earlier victims to go, it returns the PostFilter outcome; else
-// a nil status and, if preemption was considered, why it cannot help, for
-// the caller to add to the group's failure.
+// preemptForGroup tries to make room for pod's group; PostFilter has
+// already made sure no earlier victims of the group are still there. When
+// it preempts it returns the PostFilter outcome; else a nil status and, if
+// preemption was considered, why it cannot help, for the caller to add to
+// the group's failure.
 func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key string, pg *schedv1alpha1.PodGroup) (*fwk.PostFilterResult, *fwk.Status, string) {
 	if !*pl.args.GangPreemption {
 		return nil, nil, ""
@@ -50,11 +51,6 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		return nil, nil, ""
 	}
 	logger := klog.FromContext(ctx)
-	if left := pl.groups.preemptionPending(key, pl.clock.Now(), pl.victimPresent); left > 0 {
-		preemptions.WithLabelValues("waiting").Inc()
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
-			fmt.Sprintf("PodGroup %s waits for %d preempted pod(s) to terminate", key, left)), ""
-	}
 	runner, ok := pl.handle.(preFilterRunner)
 	if !ok {
 		return nil, nil, ""
@@ -172,14 +168,7 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 	}
 
 	why := fmt.Sprintf("to place %d member(s) of PodGroup %s (priority %d)%s", need, key, priority, domainOf(topologyKey, best.domain))
-	evictor := &preemption.Evictor{
-		Client:      pl.handle.ClientSet(),
-		Recorder:    pl.handle.EventRecorder(),
-		Waiting:     func(uid types.UID) fwk.WaitingPod { return pl.handle.GetWaitingPod(uid) },
-		GroupObject: pl.podGroupObject,
-		PluginName:  Name,
-	}
-	taken, err := evictor.Evict(ctx, best.victims, pg, why)
+	taken, err := pl.evictor().Evict(ctx, best.victims, pg, why)
 	// The group waits for whatever went, even after an error, rather than
 	// choosing more victims while those terminate.
 	var refs []victimRef
@@ -247,25 +236,32 @@ func (pl *CoschedGang) membersToPlace(key string, pg *schedv1alpha1.PodGroup, po
 // boundInCache reports whether the informer shows p bound (rather than only
 // assumed by this scheduler).
 func (pl *CoschedGang) boundInCache(p *v1.Pod) bool {
-	obj, ok, err := pl.pods.GetByKey(p.Namespace + "/" + p.Name)
-	if err != nil || !ok {
-		return false
-	}
-	cached, ok := obj.(*v1.Pod)
-	return ok && cached.UID == p.UID && cached.Spec.NodeName != ""
+	return pl.cachedBound(p.Namespace, p.Name, p.UID)
 }
 
 // victimPresent reports whether a preempted pod still holds its place.
 func (pl *CoschedGang) victimPresent(v victimRef) bool {
-	if pl.handle.GetWaitingPod(v.uid) != nil {
-		return true
-	}
-	obj, ok, err := pl.pods.GetByKey(v.namespace + "/" + v.name)
+	return pl.handle.GetWaitingPod(v.uid) != nil || pl.cachedBound(v.namespace, v.name, v.uid)
+}
+
+func (pl *CoschedGang) cachedBound(namespace, name string, uid types.UID) bool {
+	obj, ok, err := pl.pods.GetByKey(namespace + "/" + name)
 	if err != nil || !ok {
 		return false
 	}
 	p, ok := obj.(*v1.Pod)
-	return ok && p.UID == v.uid && p.Spec.NodeName != ""
+	return ok && p.UID == uid && p.Spec.NodeName != ""
+}
+
+// evictor takes victims for this plugin, with events on their PodGroups.
+func (pl *CoschedGang) evictor() *preemption.Evictor {
+	return &preemption.Evictor{
+		Client:      pl.handle.ClientSet(),
+		Recorder:    pl.handle.EventRecorder(),
+		Waiting:     func(uid types.UID) fwk.WaitingPod { return pl.handle.GetWaitingPod(uid) },
+		GroupObject: pl.podGroupObject,
+		PluginName:  Name,
+	}
 }
 
 func (pl *CoschedGang) podGroupObject(key string) runtime.Object {

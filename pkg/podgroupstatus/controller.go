@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -51,12 +50,6 @@ const (
 	// maxPodsInEvent bounds how many pod names an event note lists.
 	maxPodsInEvent = 3
 )
-
-func init() {
-	// Event recorders built on client-go's scheme need the PodGroup kind to
-	// construct object references.
-	utilruntime.Must(schedv1alpha1.AddToScheme(scheme.Scheme))
-}
 
 // Controller writes the status of PodGroups from the pods that belong to them.
 type Controller struct {

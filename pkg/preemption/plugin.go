@@ -12,11 +12,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
@@ -28,7 +25,6 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
 	upstream "k8s.io/kubernetes/pkg/scheduler/framework/preemption"
 	schedmetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
-	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	"sigs.k8s.io/yaml"
 
@@ -37,11 +33,6 @@ import (
 
 // Name is the plugin's name in the registry and in scheduler configs.
 const Name = "CoschedPreemption"
-
-func init() {
-	// Events name PodGroups; the event recorder needs their kind.
-	utilruntime.Must(schedv1alpha1.AddToScheme(scheme.Scheme))
-}
 
 // CoschedPreemption is kube-scheduler's DefaultPreemption for pods that are
 // not members of a pending gang, with one change: it never splits a gang.
@@ -83,7 +74,7 @@ func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin
 	if err := podgroup.AddIndex(podInformer); err != nil {
 		return nil, fmt.Errorf("indexing pods by group: %w", err)
 	}
-	pgClient, err := versioned.NewForConfig(jsonConfig(handle.KubeConfig()))
+	pgClient, err := podgroup.NewClient(handle.KubeConfig())
 	if err != nil {
 		return nil, fmt.Errorf("building the PodGroup client: %w", err)
 	}
@@ -130,14 +121,6 @@ func (pl *CoschedPreemption) recordGangPreempted(ctx context.Context, c upstream
 	pl.handle.EventRecorder().Eventf(pg, preemptor.Obj(), v1.EventTypeWarning, "GangPreempted", "Preempting", truncate(fmt.Sprintf(
 		"all %d placed member(s) preempted as a unit by %s %s/%s (priority %d) to make room on node %s",
 		members, preemptor.Type(), preemptor.GetNamespace(), preemptor.GetName(), preemptor.Priority(), c.Name())))
-}
-
-// jsonConfig speaks JSON: custom resources do not support protobuf.
-func jsonConfig(cfg *rest.Config) *rest.Config {
-	cfg = rest.CopyConfig(cfg)
-	cfg.ContentType = runtime.ContentTypeJSON
-	cfg.AcceptContentTypes = runtime.ContentTypeJSON
-	return cfg
 }
 
 // decodeArgs reads DefaultPreemption's versioned args strictly, defaults and

@@ -228,9 +228,23 @@ func (s *scenario) expectNeverPartial(names []string, during time.Duration) {
 // contains want.
 func (s *scenario) expectEvent(group, want string, timeout time.Duration) {
 	s.t.Helper()
+	s.expectEventOn("PodGroup", group, want, timeout)
+}
+
+// expectPodEvent waits for an event on a pod whose "Reason: note" contains
+// want.
+func (s *scenario) expectPodEvent(pod, want string) {
+	s.t.Helper()
+	s.expectEventOn("Pod", pod, want, bindTimeout)
+}
+
+// expectEventOn waits for an event on the named object of kind whose
+// "Reason: note" contains want.
+func (s *scenario) expectEventOn(kind, name, want string, timeout time.Duration) {
+	s.t.Helper()
 	var seen []string
 	err := wait.PollUntilContextTimeout(s.ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		evs, err := testutil.EventsFor(ctx, s.cs, s.ns, "PodGroup", group)
+		evs, err := testutil.EventsFor(ctx, s.cs, s.ns, kind, name)
 		if err != nil {
 			return false, nil
 		}
@@ -243,7 +257,7 @@ func (s *scenario) expectEvent(group, want string, timeout time.Duration) {
 		return false, nil
 	})
 	if err != nil {
-		s.t.Fatalf("no event on PodGroup %s containing %q within %s; saw %q\nevents in %s:\n%s", group, want, timeout, seen, s.ns, testutil.NamespaceEvents(s.ctx, s.cs, s.ns))
+		s.t.Fatalf("no event on %s %s containing %q within %s; saw %q\nevents in %s:\n%s", kind, name, want, timeout, seen, s.ns, testutil.NamespaceEvents(s.ctx, s.cs, s.ns))
 	}
 }
 

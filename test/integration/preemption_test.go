@@ -256,29 +256,6 @@ func (s *scenario) expectNotTerminating(names []string) {
 	}
 }
 
-// expectPodEvent waits for an event on a pod whose "Reason: note" contains
-// want.
-func (s *scenario) expectPodEvent(pod, want string) {
-	s.t.Helper()
-	var seen []string
-	err := wait.PollUntilContextTimeout(s.ctx, 200*time.Millisecond, bindTimeout, true, func(ctx context.Context) (bool, error) {
-		evs, err := testutil.EventsFor(ctx, s.cs, s.ns, "Pod", pod)
-		if err != nil {
-			return false, nil
-		}
-		seen = evs
-		for _, e := range evs {
-			if strings.Contains(e, want) {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		s.t.Fatalf("no event on pod %s containing %q; saw %q", pod, want, seen)
-	}
-}
-
 // createBlockingPDB creates a PodDisruptionBudget that allows no disruption
 // and writes the status the disruption controller would (none runs here).
 func (s *scenario) createBlockingPDB(name string, selector map[string]string) {
