@@ -75,11 +75,18 @@ func TestAtomicPlacement(t *testing.T) {
 
 	t.Run("member by member, App takes node-a first and LogCollector cannot follow", func(t *testing.T) {
 		s := c.newScenario(t, appNodes(), strategy(config.PlacementMemberByMember))
-		// Both members wait for their PodGroup, so they enter the queue
-		// together and App, the older, goes first.
-		names := s.createPods(appAndLogCollector(s.ns)...)
-		s.expectNoneBound(names, time.Second)
+		// App is let into the queue first, as when both wait for their
+		// PodGroup and App is the older (a missing PodGroup no longer holds
+		// pods back, so scheduling gates set the order here).
 		s.createGroup(testutil.PodGroup(s.ns, "app-with-logs", 2))
+		pods := appAndLogCollector(s.ns)
+		for _, p := range pods {
+			gate(p)
+		}
+		names := s.createPods(pods...)
+		ungate(s, "app")
+		time.Sleep(200 * time.Millisecond)
+		ungate(s, "log-collector")
 		// The first attempt puts App on node-a and fails. The gang
 		// semantics still hold: nothing binds half, whatever retries cost.
 		s.expectEvent("app-with-logs", "member "+s.ns+"/log-collector found no node", bindTimeout)
