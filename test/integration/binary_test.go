@@ -130,10 +130,19 @@ func startCosched(t *testing.T, bin, config, dir, name string) *coschedProcess {
 	p := &coschedProcess{name: name, port: freePort(t), log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "--config="+config, "--secure-port="+p.port, "--bind-address=127.0.0.1", "-v=2")
 	p.cmd.Env = append(os.Environ(), "POD_NAMESPACE=cosched-system")
-	logFile, err := os.Create(p.log)
+	p.start(t)
+	return p
+}
+
+// start runs p.cmd with its output in p.log; the test's cleanup kills it and,
+// if the test failed, shows the end of its log.
+func (p *coschedProcess) start(t *testing.T) {
+	t.Helper()
+	logFile, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer logFile.Close()
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -146,10 +155,9 @@ func startCosched(t *testing.T, bin, config, dir, name string) *coschedProcess {
 		p.kill()
 		if t.Failed() {
 			out, _ := os.ReadFile(p.log)
-			t.Logf("%s replica's log:\n%s", name, tail(string(out), 60))
+			t.Logf("%s's log:\n%s", p.name, tail(string(out), 80))
 		}
 	})
-	return p
 }
 
 func (p *coschedProcess) kill() {
