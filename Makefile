@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: all build test test-unit test-integration test-e2e verify etcd clean compare demo local-up local-down local-tools bench bench-smoke soak
+.PHONY: test-kind all build test test-unit test-integration test-e2e verify etcd clean compare demo local-up local-down local-tools bench bench-smoke soak
 
 all: build
 
@@ -64,6 +64,10 @@ compare: etcd
 ## test-e2e: bring up the local control plane, run test/e2e against it, tear it down
 test-e2e: build
 	hack/test-e2e.sh
+
+## test-kind: the e2e suite on a kind cluster (needs a Docker engine that runs privileged containers; hack/kind/check-engine.sh tells)
+test-kind: build
+	hack/kind-e2e.sh
 
 ## soak: long load test of cosched on the local control plane (waves of gangs, memory, goroutines); report in _output/soak.md
 SOAK_WAVES ?= 10

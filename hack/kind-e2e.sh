@@ -26,6 +26,10 @@ die() {
 command -v docker >/dev/null 2>&1 || die "docker is not installed; kind needs a Docker engine (without one, use make test-e2e, which runs the same suite on a local control plane)"
 docker info >/dev/null 2>&1 || die "no Docker engine answers ('docker info' failed); kind needs one (without it, use make test-e2e, which runs the same suite on a local control plane)"
 
+# Step 0: kind nodes are privileged containers running systemd; say plainly
+# when this engine cannot run one instead of failing deep inside kind.
+"${SCRIPT_DIR}/kind/check-engine.sh" || die "this Docker engine cannot run kind nodes (see above); make test-e2e runs the same suite on a local control plane"
+
 cd "${REPO_ROOT}"
 kind() { go run -trimpath "sigs.k8s.io/kind@${KIND_VERSION}" "$@"; }
 workdir="$(mktemp -d)"
