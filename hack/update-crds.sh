@@ -13,17 +13,26 @@
 # ElasticQuota; only the PodGroup CRD file is kept.
 #
 # Validation added on top of upstream (deterministic, applied to the temporary
-# copy of types.go before generation, as kubebuilder markers so that
+# copy of types.go before generation, as a kubebuilder marker so that
 # controller-gen itself emits the schema):
-#   spec, spec.minMember:        required (a 0 is omitted on the wire, so only
-#                                "required" turns minMember 0 into an error
-#                                instead of a silent quorum of 1)
-#   spec.minMember:              maximum 100000   (upstream already has minimum 1)
-#   spec.scheduleTimeoutSeconds: minimum 1, maximum 86400 (one day)
-# Each marker is inserted directly above its field declaration; the script
-# fails if a field declaration is not found exactly once, so an upstream type
-# change cannot silently drop the validation. Status fields are untouched and
-# stay wire-compatible with scheduler-plugins.
+#   spec: required
+# That is all. The CRD must never be stricter than scheduler-plugins' own CRD
+# for a value a real client sends (docs/clients.md has the audit of KubeRay,
+# training-operator, Trainer, MPI Operator and Spark Operator):
+#   - every client encodes the spec (Go's encoding/json always writes a struct
+#     field, and Trainer's apply configuration always sets it), so requiring
+#     it refuses only hand-written objects that lost their spec;
+#   - minMember keeps upstream's "minimum 1" and nothing else: clients send 0
+#     (omitted on the wire) for "schedulingPolicy.minAvailable: 0", and sums
+#     of replica counts with no upper bound;
+#   - scheduleTimeoutSeconds stays unbounded like upstream: MPI Operator sends
+#     0 ("the scheduler's default") and the Kubeflow operators pass any int32
+#     their users write. cosched reads 0 or less as permitWaitingTimeSeconds
+#     and caps the wait at 15 minutes (pkg/podgroup).
+# The marker is inserted directly above the field declaration; the script
+# fails if the declaration is not found exactly once, so an upstream type
+# change cannot silently drop it. Status fields are untouched and stay
+# wire-compatible with scheduler-plugins.
 #
 # Usage: hack/update-crds.sh [OUTPUT_DIR]
 #   OUTPUT_DIR defaults to manifests/crds (hack/verify-crds.sh passes a
@@ -132,12 +141,6 @@ add_markers() {
 }
 add_markers '^[[:space:]]*Spec[[:space:]]+PodGroupSpec[[:space:]]' \
   '+kubebuilder:validation:Required'
-add_markers '^[[:space:]]*MinMember[[:space:]]+int32[[:space:]]' \
-  '+required' \
-  '+kubebuilder:validation:Maximum=100000'
-add_markers '^[[:space:]]*ScheduleTimeoutSeconds[[:space:]]+\*int32[[:space:]]' \
-  '+kubebuilder:validation:Minimum=1' \
-  '+kubebuilder:validation:Maximum=86400'
 
 # --- generate ------------------------------------------------------------------
 (cd "${work}" && "${CONTROLLER_GEN}" crd "paths=./${API_PKG}" "output:crd:dir=${work}/out") \
@@ -153,3 +156,9 @@ mkdir -p "${OUT_DIR}"
 chmod 0644 "${work}/${CRD_FILE}"
 mv -f "${work}/${CRD_FILE}" "${OUT_DIR}/${CRD_FILE}"
 echo "update-crds: wrote ${OUT_DIR}/${CRD_FILE}"
+# The Helm chart installs the same file (charts/cosched/templates/crd.yaml;
+# test/chart fails when the copy differs).
+if [[ $# -eq 0 ]]; then
+  cp -f "${OUT_DIR}/${CRD_FILE}" "${REPO_ROOT}/charts/cosched/files/${CRD_FILE}"
+  echo "update-crds: wrote charts/cosched/files/${CRD_FILE}"
+fi

@@ -55,14 +55,22 @@ func KeyOf(pod *v1.Pod) string {
 	return Key(pod.Namespace, name)
 }
 
-// MinMember is the group's quorum; the API promises at least 1.
+// MinMember is the group's quorum. The CRD, like scheduler-plugins' own,
+// refuses a negative or explicit 0 but lets the field be absent, which is
+// what a client that computes 0 sends (Go's omitempty drops it): that group
+// has a quorum of 1, each member is placed on its own, as scheduler-plugins
+// does.
 func MinMember(pg *schedv1alpha1.PodGroup) int {
 	return max(int(pg.Spec.MinMember), 1)
 }
 
 // ScheduleTimeout is how long placed members wait for the rest of the group:
-// the PodGroup's scheduleTimeoutSeconds when set and positive, else def.
-// It never exceeds limit, the framework's own cap on Permit waits.
+// the PodGroup's scheduleTimeoutSeconds when set and positive, else def (the
+// plugin's permitWaitingTimeSeconds). 0 is what MPI Operator writes for "the
+// scheduler's default" and Kubeflow Trainer documents the same; a negative
+// value (passed through unvalidated by the Kubeflow operators) gets the
+// default too. It never exceeds limit, the framework's own cap on Permit
+// waits, however large the PodGroup's value.
 func ScheduleTimeout(pg *schedv1alpha1.PodGroup, def, limit time.Duration) time.Duration {
 	d := def
 	if s := pg.Spec.ScheduleTimeoutSeconds; s != nil && *s > 0 {

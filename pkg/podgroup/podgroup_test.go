@@ -1,6 +1,7 @@
 package podgroup
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -64,11 +65,33 @@ func TestScheduleTimeout(t *testing.T) {
 		{ptr.To[int32](-5), def},
 		{ptr.To[int32](30), 30 * time.Second},
 		{ptr.To[int32](86400), limit},
+		{ptr.To[int32](math.MaxInt32), limit},
+		{ptr.To[int32](math.MinInt32), def},
 	} {
 		pg := group(nil)
 		pg.Spec.ScheduleTimeoutSeconds = tc.seconds
 		if got := ScheduleTimeout(pg, def, limit); got != tc.want {
 			t.Errorf("ScheduleTimeout(%v) = %v, want %v", tc.seconds, got, tc.want)
+		}
+	}
+}
+
+func TestMinMember(t *testing.T) {
+	for _, tc := range []struct {
+		minMember int32
+		want      int
+	}{
+		// Absent on the wire (a client computed 0): a quorum of 1.
+		{0, 1},
+		{1, 1},
+		{3, 3},
+		// No upper bound: sums of replica counts are not capped by clients.
+		{math.MaxInt32, math.MaxInt32},
+	} {
+		pg := group(nil)
+		pg.Spec.MinMember = tc.minMember
+		if got := MinMember(pg); got != tc.want {
+			t.Errorf("MinMember(%d) = %d, want %d", tc.minMember, got, tc.want)
 		}
 	}
 }
