@@ -28,7 +28,11 @@
 #   ETCD_CLIENT_PORT=2479 ETCD_PEER_PORT=2480 APISERVER_PORT=6443
 #   KCM_PORT=10357 COSCHED_PORT=10359        listen ports (127.0.0.1)
 #   NODES=6                                  fake nodes kwok-node-0..N-1
-#   NODE_CPU=8 NODE_MEMORY=32Gi NODE_PODS=110 capacity of each fake node
+#   NODE_CPU=8 NODE_MEMORY=32Gi NODE_PODS=110 capacity (= allocatable) of each
+#   NODE_EPHEMERAL_STORAGE=100Gi             fake node; hugepages are 0, as a
+#   NODE_HUGEPAGES_1GI=0 NODE_HUGEPAGES_2MI=0 kubelet reports with none set aside
+#   NODE_INSTANCE_TYPE=fake-<cpu>cpu-<memory> node.kubernetes.io/instance-type
+#   REGION=region-0                          topology.kubernetes.io/region
 #   ZONES=2 RACKS_PER_ZONE=2                 topology.kubernetes.io/zone and
 #                                            topology.cosched.dev/rack labels,
 #                                            assigned round-robin
@@ -53,6 +57,11 @@ NODES="${NODES:-6}"
 NODE_CPU="${NODE_CPU:-8}"
 NODE_MEMORY="${NODE_MEMORY:-32Gi}"
 NODE_PODS="${NODE_PODS:-110}"
+NODE_EPHEMERAL_STORAGE="${NODE_EPHEMERAL_STORAGE:-100Gi}"
+NODE_HUGEPAGES_1GI="${NODE_HUGEPAGES_1GI:-0}"
+NODE_HUGEPAGES_2MI="${NODE_HUGEPAGES_2MI:-0}"
+NODE_INSTANCE_TYPE="${NODE_INSTANCE_TYPE:-fake-${NODE_CPU}cpu-${NODE_MEMORY,,}}"
+REGION="${REGION:-region-0}"
 ZONES="${ZONES:-2}"
 RACKS_PER_ZONE="${RACKS_PER_ZONE:-2}"
 NODES_FILE="${NODES_FILE:-}"
@@ -73,6 +82,12 @@ for var in NODES NODE_PODS ZONES RACKS_PER_ZONE WAIT_TIMEOUT ETCD_CLIENT_PORT ET
   [[ "${!var}" =~ ^[0-9]+$ ]] || die "${var} must be a non-negative integer, got '${!var}'"
 done
 ((ZONES > 0 && RACKS_PER_ZONE > 0)) || die "ZONES and RACKS_PER_ZONE must be at least 1"
+for var in NODE_CPU NODE_MEMORY NODE_EPHEMERAL_STORAGE NODE_HUGEPAGES_1GI NODE_HUGEPAGES_2MI; do
+  [[ "${!var}" =~ ^[0-9]+(\.[0-9]+)?([mkMGTPE]|[KMGTPE]i)?$ ]] || die "${var} must be a quantity such as 8, 500m or 32Gi, got '${!var}'"
+done
+for var in NODE_INSTANCE_TYPE REGION; do
+  [[ "${!var}" =~ ^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$ ]] || die "${var} must be a valid label value, got '${!var}'"
+done
 if [[ -n "${NODES_FILE}" ]]; then
   [[ -f "${NODES_FILE}" ]] || die "NODES_FILE=${NODES_FILE} does not exist"
   NODES_FILE="$(cd "$(dirname "${NODES_FILE}")" && pwd)/$(basename "${NODES_FILE}")"
@@ -382,37 +397,75 @@ ensure_running kwok KWOK_WORKDIR="${LOCAL_DIR}/kwok" -- \
   --kubeconfig="${KUBECONFIG_DIR}/kwok.kubeconfig"
 
 NODES_YAML="${LOCAL_DIR}/nodes.yaml"
+# What the fake nodes report besides their sizes, as a kubelet of the
+# control plane's release on an Ubuntu VM would (test/testutil/fakenode
+# reports the same).
+NODE_CONTAINER_RUNTIME_VERSION="containerd://2.1.4"
+NODE_KERNEL_VERSION="6.8.0-85-generic"
+NODE_OS_IMAGE="Ubuntu 24.04.3 LTS"
+# node_ip INDEX: each node's own loopback InternalIP, 127.0.1.1 onwards (kwok
+# gives nodes without one 127.0.0.1), so pods' hostIPs differ per node and
+# nothing ever leaves the machine.
+node_ip() { echo "127.0.$((1 + $1 / 250)).$((1 + $1 % 250))"; }
+# node_id KIND NAME: a stable 32-hex-digit ID (machineID, and the UUIDs)
+# derived from the node name.
+node_id() { printf '%s/%s' "$1" "$2" | sha256sum | cut -c1-32; }
+as_uuid() { echo "${1:0:8}-${1:8:4}-${1:12:4}-${1:16:4}-${1:20:12}"; }
+# render_node INDEX: hack/local/node.yaml for kwok-node-INDEX.
+render_node() {
+  local i="$1" name="kwok-node-$1" zone
+  zone="zone-$((i % ZONES))"
+  sed -e "s|@NAME@|${name}|g" -e "s|@ZONE@|${zone}|g" -e "s|@RACK@|${zone}-rack-$(((i / ZONES) % RACKS_PER_ZONE))|g" \
+    -e "s|@REGION@|${REGION}|g" -e "s|@INSTANCE_TYPE@|${NODE_INSTANCE_TYPE}|g" \
+    -e "s|@CPU@|${NODE_CPU}|g" -e "s|@MEMORY@|${NODE_MEMORY}|g" -e "s|@PODS@|${NODE_PODS}|g" \
+    -e "s|@EPHEMERAL_STORAGE@|${NODE_EPHEMERAL_STORAGE}|g" \
+    -e "s|@HUGEPAGES_1GI@|${NODE_HUGEPAGES_1GI}|g" -e "s|@HUGEPAGES_2MI@|${NODE_HUGEPAGES_2MI}|g" \
+    -e "s|@INTERNAL_IP@|$(node_ip "${i}")|g" -e "s|@KUBELET_VERSION@|${K8S_VERSION}|g" \
+    -e "s|@CONTAINER_RUNTIME_VERSION@|${NODE_CONTAINER_RUNTIME_VERSION}|g" \
+    -e "s|@KERNEL_VERSION@|${NODE_KERNEL_VERSION}|g" -e "s|@OS_IMAGE@|${NODE_OS_IMAGE}|g" \
+    -e "s|@MACHINE_ID@|$(node_id machine "${name}")|g" \
+    -e "s|@SYSTEM_UUID@|$(as_uuid "$(node_id system "${name}")")|g" \
+    -e "s|@BOOT_ID@|$(as_uuid "$(node_id boot "${name}")")|g" \
+    "${REPO_ROOT}/hack/local/node.yaml"
+}
 {
   for ((i = 0; i < NODES; i++)); do
-    zone=$((i % ZONES))
-    rack=$(((i / ZONES) % RACKS_PER_ZONE))
     echo "---"
-    sed -e "s/@NAME@/kwok-node-${i}/g" -e "s/@ZONE@/zone-${zone}/g" -e "s/@RACK@/zone-${zone}-rack-${rack}/g" \
-      -e "s/@CPU@/${NODE_CPU}/g" -e "s/@MEMORY@/${NODE_MEMORY}/g" -e "s/@PODS@/${NODE_PODS}/g" \
-      "${REPO_ROOT}/hack/local/node.yaml"
+    render_node "${i}"
   done
 } >"${NODES_YAML}"
 if ((NODES > 0)); then
-  info "creating ${NODES} fake nodes (${NODE_CPU} CPU, ${NODE_MEMORY}, ${NODE_PODS} pods; ${ZONES} zones x ${RACKS_PER_ZONE} racks)"
+  info "creating ${NODES} fake nodes (${NODE_CPU} CPU, ${NODE_MEMORY}, ${NODE_PODS} pods, ${NODE_EPHEMERAL_STORAGE} ephemeral-storage; ${NODE_INSTANCE_TYPE} in ${REGION}; ${ZONES} zones x ${RACKS_PER_ZONE} racks)"
   kubectl_admin apply -f "${NODES_YAML}" >/dev/null || die "creating the fake nodes failed"
 fi
 # Remove generated nodes beyond NODES (from an earlier run with more), and
-# bring the capacity of existing ones in line with NODE_CPU/NODE_MEMORY/NODE_PODS
-# (apply does not touch the status of an existing node).
-while read -r node cpu mem pods; do
+# bring the status of existing ones (sizes, nodeInfo, addresses) in line with
+# the knobs: apply updates their labels but not their status, so the status
+# block of the rendered template is patched onto each node that differs.
+resources_jsonpath() { # FIELD: the sizes, in the order of want_status
+  local r out=""
+  for r in cpu memory pods ephemeral-storage hugepages-1Gi hugepages-2Mi; do out+="{.status.$1.${r}}|"; done
+  echo "${out}"
+}
+status_jsonpath="{range .items[*]}{.metadata.name} $(resources_jsonpath capacity)$(resources_jsonpath allocatable)"
+status_jsonpath+='{.status.nodeInfo.kubeletVersion}|{.status.nodeInfo.containerRuntimeVersion}|{.status.nodeInfo.kernelVersion}|'
+status_jsonpath+='{.status.nodeInfo.osImage}|{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'
+sizes="${NODE_CPU}|${NODE_MEMORY}|${NODE_PODS}|${NODE_EPHEMERAL_STORAGE}|${NODE_HUGEPAGES_1GI}|${NODE_HUGEPAGES_2MI}|"
+want_status() { # INDEX: what status_jsonpath prints for an up-to-date node
+  echo "${sizes}${sizes}${K8S_VERSION}|${NODE_CONTAINER_RUNTIME_VERSION}|${NODE_KERNEL_VERSION}|${NODE_OS_IMAGE}|$(node_ip "$1")"
+}
+while read -r node status; do
   [[ -n "${node}" ]] || continue
   idx="${node#kwok-node-}"
   if ! [[ "${idx}" =~ ^[0-9]+$ ]] || ((idx >= NODES)); then
     info "deleting surplus node ${node}"
     kubectl_admin delete node "${node}" --wait=false >/dev/null
-  elif [[ "${cpu}" != "${NODE_CPU}" || "${mem}" != "${NODE_MEMORY}" || "${pods}" != "${NODE_PODS}" ]]; then
-    info "updating the capacity of ${node}"
-    res="{\"cpu\":\"${NODE_CPU}\",\"memory\":\"${NODE_MEMORY}\",\"pods\":\"${NODE_PODS}\"}"
+  elif [[ "${status}" != "$(want_status "${idx}")" ]]; then
+    info "updating the status of ${node} (sizes, nodeInfo, addresses)"
     kubectl_admin patch node "${node}" --subresource=status --type=merge \
-      -p "{\"status\":{\"capacity\":${res},\"allocatable\":${res}}}" >/dev/null
+      -p "$(render_node "${idx}" | sed -n '/^status:/,$p')" >/dev/null || die "patching the status of ${node} failed"
   fi
-done < <(kubectl_admin get nodes -l app.kubernetes.io/managed-by=cosched-local-up \
-  -o jsonpath='{range .items[*]}{.metadata.name} {.status.capacity.cpu} {.status.capacity.memory} {.status.capacity.pods}{"\n"}{end}')
+done < <(kubectl_admin get nodes -l app.kubernetes.io/managed-by=cosched-local-up -o jsonpath="${status_jsonpath}")
 if [[ -n "${NODES_FILE}" ]]; then
   info "applying NODES_FILE=${NODES_FILE}"
   kubectl_admin apply -f "${NODES_FILE}" >/dev/null || die "kubectl apply -f ${NODES_FILE} failed"

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"github.com/cosched/cosched/pkg/podgroup"
+	"github.com/cosched/cosched/test/testutil/fakenode"
 )
 
 const (
@@ -135,16 +136,17 @@ func node(name, cpu, memory, scene string, extra map[string]string) *v1.Node {
 	for k, v := range extra {
 		labels[k] = v
 	}
-	alloc := v1.ResourceList{
+	// A node as a kubelet registers it (ephemeral-storage, hugepages,
+	// well-known labels, nodeInfo, addresses), without conditions: KWOK adds
+	// them when it takes the node over.
+	n := fakenode.New(name, v1.ResourceList{
 		v1.ResourceCPU:    resource.MustParse(cpu),
 		v1.ResourceMemory: resource.MustParse(memory),
-		v1.ResourcePods:   resource.MustParse("110"),
-	}
-	return &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: map[string]string{kwokAnnotation: "fake"}},
-		Spec:       v1.NodeSpec{Taints: []v1.Taint{{Key: kwokAnnotation, Value: "fake", Effect: v1.TaintEffectNoSchedule}}},
-		Status:     v1.NodeStatus{Capacity: alloc, Allocatable: alloc},
-	}
+	}, labels)
+	n.Annotations = map[string]string{kwokAnnotation: "fake"}
+	n.Spec.Taints = []v1.Taint{{Key: kwokAnnotation, Value: "fake", Effect: v1.TaintEffectNoSchedule}}
+	n.Status.Conditions = nil
+	return n
 }
 
 func ready(n *v1.Node) bool {

@@ -92,6 +92,9 @@ func (s *suite) cleanup() {
 type nodeSpec struct {
 	cpu, memory string
 	labels      map[string]string
+	// resources override the node's other capacity and allocatable
+	// (testutil.Node's pods, ephemeral-storage, hugepages).
+	resources v1.ResourceList
 }
 
 // sameNodes returns n identical node specs.
@@ -114,6 +117,9 @@ func (s *suite) nodes(specs []nodeSpec) []string {
 			l[k] = v
 		}
 		node := testutil.Node(fmt.Sprintf("%s-%d", s.id, i), spec.cpu, spec.memory, l)
+		for name, q := range spec.resources {
+			node.Status.Capacity[name], node.Status.Allocatable[name] = q, q
+		}
 		node.Annotations = map[string]string{kwokAnnotation: "fake"}
 		node.Spec.Taints = []v1.Taint{{Key: kwokAnnotation, Value: "fake", Effect: v1.TaintEffectNoSchedule}}
 		node.Status.Conditions = nil

@@ -10,6 +10,7 @@ import (
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/podgroup"
+	"github.com/cosched/cosched/test/testutil/fakenode"
 )
 
 // SchedulerName is the profile name the shipped config gives cosched.
@@ -89,20 +90,10 @@ func WithPriorityClass(pod *v1.Pod, class string) *v1.Pod {
 	return pod
 }
 
-// Node returns a ready node with the given allocatable cpu and memory.
+// Node returns a ready node with exactly the given allocatable cpu and
+// memory that otherwise looks like what a kubelet registers (see fakenode):
+// 110 pods, 100Gi of ephemeral-storage, 0 huge pages, the well-known labels
+// (labels override or add to them), nodeInfo, addresses and conditions.
 func Node(name, cpu, memory string, labels map[string]string) *v1.Node {
-	alloc := Resources(cpu, memory)
-	alloc[v1.ResourcePods] = resource.MustParse("110")
-	l := map[string]string{v1.LabelHostname: name}
-	for k, v := range labels {
-		l[k] = v
-	}
-	return &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l},
-		Status: v1.NodeStatus{
-			Capacity:    alloc,
-			Allocatable: alloc,
-			Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
-		},
-	}
+	return fakenode.New(name, Resources(cpu, memory), labels)
 }
