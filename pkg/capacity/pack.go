@@ -54,7 +54,7 @@ func Pack(nodes []Node, requests []Vector) PackResult {
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return larger(requests[order[a]], requests[order[b]]) })
+	sort.SliceStable(order, func(a, b int) bool { return Larger(requests[order[a]], requests[order[b]]) })
 	best := packInOrder(nodes, requests, order)
 	if best.Placed == len(requests) {
 		return best
@@ -95,9 +95,9 @@ func packInOrder(nodes []Node, requests []Vector, order []int) PackResult {
 	return res
 }
 
-// larger orders requests for first-fit decreasing: CPU, then memory, then
+// Larger orders requests for first-fit decreasing: CPU, then memory, then
 // ephemeral storage decide.
-func larger(a, b Vector) bool {
+func Larger(a, b Vector) bool {
 	if a.MilliCPU != b.MilliCPU {
 		return a.MilliCPU > b.MilliCPU
 	}

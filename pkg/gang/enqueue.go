@@ -35,7 +35,10 @@ func (pl *CoschedGang) PreEnqueue(_ context.Context, pod *v1.Pod) *fwk.Status {
 }
 
 // EventsToRegister lists what can make a rejected member schedulable. Each
-// hint only requeues pods of the group the event concerns.
+// hint only requeues pods of the group the event concerns. Filter needs
+// nothing of its own: it rejects only nodes outside a plan, and a plan ends
+// with its attempt, whose failure requeues the group after its backoff
+// (PostFilter's plan_stale, activateAfterBackoff).
 func (pl *CoschedGang) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
 	return []fwk.ClusterEventWithHint{
 		// A new member can complete a quorum.

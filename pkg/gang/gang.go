@@ -34,6 +34,7 @@ import (
 	"github.com/cosched/cosched/pkg/apis/config"
 	"github.com/cosched/cosched/pkg/capacity"
 	"github.com/cosched/cosched/pkg/podgroup"
+	"github.com/cosched/cosched/pkg/preemption"
 )
 
 // Name is the plugin's name in the registry and in scheduler configs.
@@ -68,6 +69,7 @@ type CoschedGang struct {
 var (
 	_ fwk.PreEnqueuePlugin  = &CoschedGang{}
 	_ fwk.PreFilterPlugin   = &CoschedGang{}
+	_ fwk.FilterPlugin      = &CoschedGang{}
 	_ fwk.PostFilterPlugin  = &CoschedGang{}
 	_ fwk.ReservePlugin     = &CoschedGang{}
 	_ fwk.PermitPlugin      = &CoschedGang{}
@@ -86,7 +88,11 @@ func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin
 	if err != nil {
 		return nil, err
 	}
-	// One status writer per scheduler: the first profile's args decide.
+	// One status writer per scheduler, so every profile must ask for the
+	// same one.
+	if err := shared.agreeOnStatus(handle, args); err != nil {
+		return nil, err
+	}
 	if *args.ManagePodGroupStatus {
 		if err := shared.startStatusWriter(ctx, handle, args); err != nil {
 			return nil, err
@@ -96,9 +102,12 @@ func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin
 	if err != nil {
 		return nil, err
 	}
-	watchErr := error(nil)
-	shared.watcher.Do(func() { watchErr = pl.watch(shared.informer.Informer()) })
-	return pl, watchErr
+	// Every profile learns whether the one watcher could start.
+	shared.watcher.Do(func() { shared.watchErr = pl.watch(shared.informer.Informer()) })
+	if shared.watchErr != nil {
+		return nil, fmt.Errorf("watching pods, nodes and PodGroups for the group memory: %w", shared.watchErr)
+	}
+	return pl, nil
 }
 
 // schedulerShared is what every profile of one scheduler shares, however
@@ -110,8 +119,53 @@ type schedulerShared struct {
 	informer     schedv1alpha1informers.PodGroupInformer
 	groups       *groupTracker
 	watcher      sync.Once
+	watchErr     error
 	statusWriter sync.Once
 	statusErr    error
+
+	mu sync.Mutex
+	// status is the status-writer args of the first profile, which every
+	// other profile must repeat.
+	status *statusArgs
+}
+
+// statusArgs are the plugin args that configure the one status writer.
+type statusArgs struct {
+	profile        string
+	manage         bool
+	leaseNamespace string
+}
+
+// agreeOnStatus records the first profile's status-writer args and refuses
+// a profile whose args differ: the writer is one per scheduler, so a
+// second profile's args would otherwise be ignored without a word.
+func (s *schedulerShared) agreeOnStatus(handle fwk.Handle, args *config.CoschedGangArgs) error {
+	mine := statusArgs{profile: profileName(handle), manage: *args.ManagePodGroupStatus, leaseNamespace: args.StatusLeaseNamespace}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status == nil {
+		s.status = &mine
+		return nil
+	}
+	first := *s.status
+	path := field.NewPath("pluginConfig").Key(Name).Child("args")
+	switch {
+	case mine.manage != first.manage:
+		return field.Invalid(path.Child("managePodGroupStatus"), mine.manage, fmt.Sprintf(
+			"profile %q sets %v, profile %q %v: the PodGroup status writer is one per scheduler, so every profile must set the same", mine.profile, mine.manage, first.profile, first.manage))
+	case mine.manage && mine.leaseNamespace != first.leaseNamespace:
+		return field.Invalid(path.Child("statusLeaseNamespace"), mine.leaseNamespace, fmt.Sprintf(
+			"profile %q sets %q, profile %q %q: the PodGroup status writer is one per scheduler, so every profile must set the same", mine.profile, mine.leaseNamespace, first.profile, first.leaseNamespace))
+	}
+	return nil
+}
+
+// profileName names the profile a handle belongs to, for error messages.
+func profileName(handle fwk.Handle) string {
+	if p, ok := handle.(interface{ ProfileName() string }); ok {
+		return p.ProfileName()
+	}
+	return "?"
 }
 
 func (s *schedulerShared) startStatusWriter(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs) error {
@@ -150,9 +204,13 @@ func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error)
 		return nil, fmt.Errorf("PodGroups (scheduling.x-k8s.io/v1alpha1) did not list within %s: is the CRD installed (manifests/crds) and may the scheduler list podgroups?", informerSyncTimeout)
 	}
 	s := &schedulerShared{client: client, informer: pgInformer, groups: newGroupTracker()}
+	reportWhileRunning(ctx, s.groups)
+	// CoschedPreemption reads PodGroups here instead of from the API server.
+	unshare := preemption.SharePodGroupLister(key, pgInformer.Lister())
 	shared[key] = s
 	go func() {
 		<-ctx.Done()
+		unshare()
 		sharedMu.Lock()
 		delete(shared, key)
 		sharedMu.Unlock()
@@ -162,7 +220,9 @@ func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error)
 
 // newPlugin wires the plugin to its informers; tests call it with fakes.
 func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
-	pl, err := buildPlugin(ctx, handle, args, pgLister, newGroupTracker())
+	groups := newGroupTracker()
+	reportWhileRunning(ctx, groups)
+	pl, err := buildPlugin(ctx, handle, args, pgLister, groups)
 	if err != nil {
 		return nil, err
 	}
@@ -222,9 +282,16 @@ func (pl *CoschedGang) Name() string { return Name }
 // gangs without a topology: for them this plugin never makes one node more
 // or less feasible than another, so it adds nothing to the signature. Members
 // of atomically placed groups each follow their own plan, so no cached
-// result of another pod may stand in for theirs.
+// result of another pod may stand in for theirs. The queue signs a pod when
+// it is added or updated, not when its PodGroup changes, so a member whose
+// PodGroup is not known yet is not signed either: it may turn out to be
+// planned. (Filter enforces the plan whatever the signature says.)
 func (pl *CoschedGang) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *fwk.Status) {
-	if _, pg := pl.podGroupOf(pod); pl.topologyKeyOf(pg, pod) != "" {
+	key, pg := pl.podGroupOf(pod)
+	if key != "" && pg == nil {
+		return nil, fwk.NewStatus(fwk.Unschedulable, "the member's PodGroup is not known yet")
+	}
+	if pl.topologyKeyOf(pg, pod) != "" {
 		return nil, fwk.NewStatus(fwk.Unschedulable, "members of atomically placed groups follow their own plan")
 	}
 	return nil, nil
@@ -331,6 +398,7 @@ func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, reaso
 	if retryAfterBackoff {
 		pl.activateAfterBackoff(key)
 	}
+	defer pl.forgetIfGone(key)
 	if !r.report {
 		return
 	}
@@ -344,7 +412,7 @@ func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, reaso
 		if released > 0 {
 			note = fmt.Sprintf("%s; released %d waiting member(s)", cause, released)
 		}
-		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangRejected", "Scheduling", truncate(note))
+		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangRejected", "Scheduling", podgroup.TruncateNote(note))
 	}
 }
 
@@ -379,13 +447,4 @@ func (pl *CoschedGang) activateAfterBackoff(key string) {
 			pl.activatePending(klog.FromContext(pl.ctx), key)
 		}
 	})
-}
-
-// truncate keeps event notes under the API's 1kB limit.
-func truncate(s string) string {
-	const limit = 1000
-	if len(s) <= limit {
-		return s
-	}
-	return s[:limit-3] + "..."
 }

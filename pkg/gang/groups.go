@@ -1,6 +1,7 @@
 package gang
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -27,6 +28,11 @@ type groupState struct {
 	// waitingSince is when the current attempt's first member began to wait
 	// at Permit; zero when nobody waits.
 	waitingSince time.Time
+	// deadline is when the framework's Permit timer of the attempt's first
+	// waiter fires (waitingSince plus the wait Permit returned); zero when
+	// nobody waits. No attempt is admitted so close to it that the timer
+	// could beat the admission's Allow to that member.
+	deadline time.Time
 	// rejectedAt is the last time the group was turned away as a whole;
 	// the queue orders the group behind groups that failed less recently.
 	rejectedAt time.Time
@@ -86,6 +92,34 @@ type groupTracker struct {
 
 func newGroupTracker() *groupTracker {
 	return &groupTracker{groups: map[string]*groupState{}}
+}
+
+// liveTrackers holds the group memories of the schedulers running in this
+// process, for the gauges.
+var liveTrackers sync.Map
+
+// reportWhileRunning counts t in the gauges until ctx, its scheduler's, ends:
+// a stopped scheduler's memory is gone with it.
+func reportWhileRunning(ctx context.Context, t *groupTracker) {
+	liveTrackers.Store(t, struct{}{})
+	context.AfterFunc(ctx, func() { liveTrackers.Delete(t) })
+}
+
+// trackerSizes are what the gauges report for one group memory.
+type trackerSizes struct {
+	groups, reservations, releasing int
+}
+
+// sizes counts the groups, reservations and releasing members held.
+func (t *groupTracker) sizes() trackerSizes {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := trackerSizes{groups: len(t.groups)}
+	for _, g := range t.groups {
+		s.reservations += len(g.reserved)
+		s.releasing += len(g.releasing)
+	}
+	return s
 }
 
 func (t *groupTracker) getOrCreateLocked(key string) *groupState {
@@ -158,6 +192,22 @@ func (t *groupTracker) reservedCount(key string) int {
 	return 0
 }
 
+// waitingCount returns how many members of the current attempt hold a
+// reservation and still wait at Permit (not admitted yet).
+func (t *groupTracker) waitingCount(key string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	if g, ok := t.groups[key]; ok {
+		for _, r := range g.reserved {
+			if !r.admitted {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // permitVerdict is the tracker's answer to one member at Permit.
 type permitVerdict int
 
@@ -185,8 +235,9 @@ type permitDecision struct {
 
 // permit decides, under one lock, whether uid's attempt is still current
 // and whether it has reached its quorum, so a rejection cannot slip between
-// counting and admitting. bound are the members the pod cache shows bound.
-func (t *groupTracker) permit(key string, uid types.UID, bound sets.Set[types.UID], quorum int, now time.Time) permitDecision {
+// counting and admitting. bound are the members the pod cache shows bound;
+// wait is the Permit wait the member gets if it must wait.
+func (t *groupTracker) permit(key string, uid types.UID, bound sets.Set[types.UID], quorum int, now time.Time, wait time.Duration) permitDecision {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.groups[key]
@@ -202,10 +253,15 @@ func (t *groupTracker) permit(key string, uid types.UID, bound sets.Set[types.UI
 			d.placed++
 		}
 	}
-	if d.placed < quorum {
+	if d.placed < quorum || tooLate(g, now) {
+		// Too late: the first waiter's own Permit timer fires within the
+		// margin, maybe before an Allow would reach it, and then that
+		// member would fail after its siblings were let go. The timer ends
+		// the attempt instead, as a timeout (R3 in docs/design.md).
 		d.verdict = verdictWait
 		if g.waitingSince.IsZero() {
 			g.waitingSince = now
+			g.deadline = now.Add(wait)
 			d.firstWaiter = true
 		}
 		return d
@@ -214,6 +270,23 @@ func (t *groupTracker) permit(key string, uid types.UID, bound sets.Set[types.UI
 	d.admitted, d.waited = t.admitLocked(g, now)
 	t.dropIfIdleLocked(key)
 	return d
+}
+
+// maxAdmitMargin bounds admitMargin.
+const maxAdmitMargin = time.Second
+
+// admitMargin is how long before the attempt's deadline admissions stop: a
+// tenth of the wait, at most maxAdmitMargin. Allow reaches the waiting
+// members microseconds after the admission, so this is ample, and it leaves
+// a 1-second timeout 900ms to gather its quorum.
+func admitMargin(g *groupState) time.Duration {
+	return min((g.deadline.Sub(g.waitingSince))/10, maxAdmitMargin)
+}
+
+// tooLate reports whether the current attempt is too close to its deadline
+// to be admitted.
+func tooLate(g *groupState, now time.Time) bool {
+	return !g.deadline.IsZero() && !now.Before(g.deadline.Add(-admitMargin(g)))
 }
 
 // admitLocked ends a successful attempt: the wait, the failure history and
@@ -232,7 +305,7 @@ func (t *groupTracker) admitLocked(g *groupState, now time.Time) ([]types.UID, t
 	}
 	g.admitted = uids
 	g.noFitStreak = 0
-	g.waitingSince = time.Time{}
+	g.waitingSince, g.deadline = time.Time{}, time.Time{}
 	g.plan = nil
 	g.rejectedAt, g.backoffUntil, g.lastReason = time.Time{}, time.Time{}, ""
 	return uids, waited
@@ -254,7 +327,7 @@ func (t *groupTracker) admitAll(key string, now time.Time) ([]types.UID, time.Du
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.groups[key]
-	if !ok {
+	if !ok || tooLate(g, now) {
 		return nil, 0
 	}
 	uids, waited := t.admitLocked(g, now)
@@ -274,7 +347,7 @@ func (t *groupTracker) settled(key string, uid types.UID) {
 	delete(g.reserved, uid)
 	delete(g.releasing, uid)
 	if len(g.reserved) == 0 {
-		g.waitingSince = time.Time{}
+		g.waitingSince, g.deadline = time.Time{}, time.Time{}
 	}
 	t.dropIfIdleLocked(key)
 }
@@ -319,7 +392,7 @@ func (t *groupTracker) reject(key string, reason string, now time.Time, backoff 
 	if !g.waitingSince.IsZero() {
 		r.waited = now.Sub(g.waitingSince)
 	}
-	g.waitingSince = time.Time{}
+	g.waitingSince, g.deadline = time.Time{}, time.Time{}
 	g.rejectedAt = now
 	g.backoffUntil = now.Add(backoff)
 	g.lastReason = reason
@@ -374,7 +447,26 @@ func (t *groupTracker) admittedSiblings(key string, uid types.UID) ([]types.UID,
 	return siblings, true
 }
 
-// forgetReleased drops a released member and the group if it is idle.
+// unreserved ends a member's Unreserve: whatever the member's cycle held,
+// it holds nothing now. A member that joined a group that runs (Permit let
+// it through without an admission) and failed to bind is dropped here too:
+// kept, its reservation would count toward a later attempt's quorum
+// although the member is pending again (R1 in docs/design.md).
+func (t *groupTracker) unreserved(key string, uid types.UID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[key]; ok {
+		delete(g.reserved, uid)
+		delete(g.releasing, uid)
+		if len(g.reserved) == 0 {
+			g.waitingSince, g.deadline = time.Time{}, time.Time{}
+		}
+		t.dropIfIdleLocked(key)
+	}
+}
+
+// forgetReleased drops a released member, if uid is one, and the group if
+// it is idle: a deleted pod releases nothing more.
 func (t *groupTracker) forgetReleased(key string, uid types.UID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -382,6 +474,22 @@ func (t *groupTracker) forgetReleased(key string, uid types.UID) {
 		delete(g.releasing, uid)
 		t.dropIfIdleLocked(key)
 	}
+}
+
+// forgetHistory drops what a group remembers for its members' sake (its
+// rejections, backoff, plan, preemption) once it has no member pods left,
+// and the group itself unless members still hold reservations, whose
+// Unreserve or bind will come and drop them.
+func (t *groupTracker) forgetHistory(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[key]
+	if !ok {
+		return
+	}
+	g.rejectedAt, g.backoffUntil, g.lastReason, g.noFitStreak = time.Time{}, time.Time{}, "", 0
+	g.plan, g.preemption, g.activationPending = nil, nil, false
+	t.dropIfIdleLocked(key)
 }
 
 // backingOff returns the reason and the remaining backoff when the group was

@@ -451,7 +451,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 				uid := types.UID(fmt.Sprintf("m%d-%d", g, i))
 				now := baseTime.Add(time.Duration(i) * time.Millisecond)
 				tr.reserve(key, uid, "node1")
-				tr.permit(key, uid, sets.New[types.UID](), 2, now)
+				tr.permit(key, uid, sets.New[types.UID](), 2, now, time.Minute)
 				_ = tr.reservedMembers(key)
 				_ = tr.rejectedAt(key)
 				_, _, _ = tr.backingOff(key, now)
@@ -460,7 +460,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 					if tr.unreserve(key, uid) {
 						tr.reject(key, "failed", now, time.Millisecond)
 					}
-					tr.forgetReleased(key, uid)
+					tr.unreserved(key, uid)
 				case 1:
 					tr.admitAll(key, now)
 					tr.settled(key, uid)
@@ -491,7 +491,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 // quorum, which starts (or continues) the attempt's wait.
 func startWaiting(tr *groupTracker, key string, now time.Time) bool {
 	for uid := range tr.reservedMembers(key) {
-		return tr.permit(key, uid, sets.New[types.UID](), 1<<30, now).firstWaiter
+		return tr.permit(key, uid, sets.New[types.UID](), 1<<30, now, time.Minute).firstWaiter
 	}
 	return false
 }

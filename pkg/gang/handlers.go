@@ -57,8 +57,17 @@ func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
 
 // onPodDelete forgets a deleted member's reservation and rejects the group's
 // waiting members when the deletion leaves the group short of its quorum.
+//
+// A deleted pod releases nothing more, so its releasing entry goes. Its
+// reservation goes when the pod was bound, or when the informer lost track of
+// it (a tombstone: a bind and the delete may both have been missed, and then
+// no Unreserve ever comes). A reservation of a pod deleted while it waits or
+// binds stays until its Unreserve, which the framework always runs for it;
+// that Unreserve is what fails the group's attempt. Once the group has no
+// pods left, what it remembers for them goes too (R5 in docs/design.md).
 func (pl *CoschedGang) onPodDelete(obj any) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+	tomb, lostTrack := obj.(cache.DeletedFinalStateUnknown)
+	if lostTrack {
 		obj = tomb.Obj
 	}
 	pod, ok := obj.(*v1.Pod)
@@ -69,14 +78,23 @@ func (pl *CoschedGang) onPodDelete(obj any) {
 	if key == "" {
 		return
 	}
-	if pod.Spec.NodeName != "" {
+	defer pl.forgetIfGone(key)
+	if pod.Spec.NodeName != "" || lostTrack {
 		pl.groups.settled(key, pod.UID)
+	} else {
+		pl.groups.forgetReleased(key, pod.UID)
 	}
 	if preemptedByScheduler(pod) {
 		// Usually seen in an update already; a second check is harmless.
 		pl.guardAfterPreemption(pod)
 	}
 	if pl.groups.reservedCount(key) == 0 {
+		return
+	}
+	if finished(pod) && pl.groups.waitingCount(key) == 0 {
+		// The scheduler's informer shows a pod that finished as deleted. A
+		// member that finished right after its group was admitted, while
+		// its siblings' binds settle, is no loss: nobody waits at Permit.
 		return
 	}
 	if pg == nil {
@@ -142,10 +160,33 @@ func (pl *CoschedGang) onPodGroupDelete(obj any) {
 	if err != nil || pg == nil {
 		return
 	}
-	key := podgroup.Key(pg.Namespace, pg.Name)
+	pl.forgetGroup(podgroup.Key(pg.Namespace, pg.Name))
+}
+
+// forgetGroup forgets a group whose PodGroup is gone and rejects its waiting
+// members.
+func (pl *CoschedGang) forgetGroup(key string) {
 	if n := pl.rejectWaiting(pl.groups.forget(key), fmt.Sprintf("PodGroup %s was deleted", key)); n > 0 {
 		groupRejections.WithLabelValues("podgroup_deleted").Inc()
 		klog.FromContext(pl.ctx).V(2).Info("PodGroup deleted while members waited", "podGroup", key, "rejected", n)
+	}
+}
+
+// forgetIfGone drops what the group memory holds for key once nothing can
+// use it. Calls that may create a group's entry (a rejection, a plan, a
+// preemption, an Unreserve) end with it, because they can run after the
+// delete event that would have dropped the entry: a PreFilter that read the
+// PodGroup before it was deleted rejects it after. The handlers update the
+// caches before they run, so either this call sees the PodGroup or its last
+// pod gone, or the handler runs after the entry was made and drops it.
+func (pl *CoschedGang) forgetIfGone(key string) {
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	if _, err := pl.podGroups.PodGroups(ns).Get(name); err != nil {
+		pl.forgetGroup(key)
+		return
+	}
+	if len(podgroup.Members(pl.pods, key)) == 0 {
+		pl.groups.forgetHistory(key)
 	}
 }
 
@@ -165,4 +206,9 @@ func (pl *CoschedGang) onNodeDelete(obj any) {
 		pg, _ := pl.podGroups.PodGroups(ns).Get(name)
 		pl.rejectGroup(key, pg, "node_deleted", fmt.Sprintf("node %s, which a waiting member had reserved, was deleted", node.Name), true)
 	}
+}
+
+// finished reports whether pod ran to completion (Succeeded or Failed).
+func finished(pod *v1.Pod) bool {
+	return pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
 }

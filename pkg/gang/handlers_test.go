@@ -155,6 +155,35 @@ func TestOnPodDelete(t *testing.T) {
 	}
 }
 
+// A member of an admitted group that finishes right after it bound leaves
+// the scheduler's informer as a delete (terminal pods are filtered out)
+// while its siblings' binds are still settling: that is no rejection.
+func TestOnPodDeleteAfterAdmission(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 3))
+	pods := members(3, "1")
+	e.addPods(pods...)
+	e.park("node1", pods[:2]...)
+	if s, _ := e.reserveAndPermit(pods[2], "node1"); !s.IsSuccess() {
+		t.Fatalf("Permit of the quorum's last member: got %v, want Success", s)
+	}
+	for _, pod := range pods[:2] {
+		if s := e.outcome(pod); !s.IsSuccess() {
+			t.Fatalf("%s: got %v, want admitted", pod.Name, s)
+		}
+	}
+	finished := assumed(pods[0], "node1")
+	finished.Status.Phase = v1.PodSucceeded
+	e.deletePod(finished)
+	e.pl.onPodDelete(finished)
+	if evs := e.gangRejections(); len(evs) != 0 {
+		t.Errorf("a finished member of an admitted group rejected it: %q", evs)
+	}
+	if _, _, ok := e.pl.groups.backingOff(testKey, e.clock.Now()); ok {
+		t.Errorf("admitted group backing off after a member finished")
+	}
+}
+
 func TestOnPodDeleteIgnoresOtherObjects(t *testing.T) {
 	e := newTestEnv(t)
 	e.pl.onPodDelete(makePG(testPG, 1))

@@ -155,7 +155,7 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 	fh, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{
 		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
 		tf.RegisterQueueSortPlugin(QueueSortName, func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return &QueueSort{}, nil }),
-		tf.RegisterPluginAsExtensions(Name, factory, "PreFilter", "PostFilter", "Reserve", "Permit"),
+		tf.RegisterPluginAsExtensions(Name, factory, "PreFilter", "Filter", "PostFilter", "Reserve", "Permit"),
 		// Resource fit, so that planning and preemption simulations see
 		// what the real profile's Filter would.
 		tf.RegisterPluginAsExtensions(noderesources.Name, newFit, "PreFilter", "Filter"),

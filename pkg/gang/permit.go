@@ -41,9 +41,9 @@ func (pl *CoschedGang) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.
 	}
 	if siblings, admitted := pl.groups.admittedSiblings(key, pod.UID); admitted {
 		// Let through Permit, so its binding failed.
-		pl.groups.unreserve(key, pod.UID)
-		pl.groups.forgetReleased(key, pod.UID)
+		pl.groups.unreserved(key, pod.UID)
 		pl.releaseAfterBindFailure(ctx, key, pg, pod, nodeName, siblings)
+		pl.forgetIfGone(key)
 		return
 	}
 	if pl.groups.unreserve(key, pod.UID) && !pl.groupRuns(key, pg) {
@@ -54,7 +54,10 @@ func (pl *CoschedGang) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.
 		}
 		pl.rejectGroup(key, pg, reason, cause, true)
 	}
-	pl.groups.forgetReleased(key, pod.UID)
+	// Whatever it was (a member of a rejected attempt, or one that joined a
+	// group that runs and failed to bind), it holds nothing now.
+	pl.groups.unreserved(key, pod.UID)
+	pl.forgetIfGone(key)
 }
 
 // groupRuns reports whether the group's bound members already meet its
@@ -96,7 +99,8 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 		// The group already runs; this member joins it.
 		return nil, 0
 	}
-	d := pl.groups.permit(key, pod.UID, bound, quorum, pl.clock.Now())
+	wait := podgroup.ScheduleTimeout(pg, pl.defaultTimeout(), maxPermitWait)
+	d := pl.groups.permit(key, pod.UID, bound, quorum, pl.clock.Now(), wait)
 	switch d.verdict {
 	case verdictStale:
 		// The attempt this member reserved for was rejected meanwhile; it
@@ -110,8 +114,12 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 			pl.activatePending(logger, key)
 		}
 		logger.V(4).Info("Member waits for its group", "pod", klog.KObj(pod), "podGroup", key, "placed", d.placed, "quorum", quorum)
-		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("waiting for quorum: %d/%d members of PodGroup %s have a place", d.placed, quorum, key)),
-			podgroup.ScheduleTimeout(pg, pl.defaultTimeout(), maxPermitWait)
+		if d.placed >= quorum {
+			// Too close to the attempt's deadline to admit (groups.go,
+			// tooLate): the first waiter's timeout ends the attempt.
+			return fwk.NewStatus(fwk.Wait, fmt.Sprintf("%d/%d members of PodGroup %s have a place, too close to the attempt's timeout to let them go", d.placed, quorum, key)), wait
+		}
+		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("waiting for quorum: %d/%d members of PodGroup %s have a place", d.placed, quorum, key)), wait
 	}
 	pl.allowGroup(logger, key, d.admitted, d.waited)
 	return nil, 0

@@ -14,12 +14,10 @@ import (
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/util/sets"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 
 	"github.com/cosched/cosched/pkg/capacity"
-	"github.com/cosched/cosched/pkg/placement"
 	"github.com/cosched/cosched/pkg/podgroup"
 )
 
@@ -45,19 +43,11 @@ func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 		state.Write(preFilterRejectedKey, preFilterRejected{noFit: noFit})
 		return nil, status
 	}
-	return planResult(pl.groups.planOf(key), pod), nil
-}
-
-// planResult narrows a member of a planned group to its planned node, or to
-// the planned domain for a member the plan did not cover.
-func planResult(plan *placement.Plan, pod *v1.Pod) *fwk.PreFilterResult {
-	if plan == nil {
-		return nil
+	if plan := pl.groups.planOf(key); plan != nil {
+		return planFor(state, key, plan, pod), nil
 	}
-	if node, ok := plan.Nodes[string(pod.UID)]; ok {
-		return &fwk.PreFilterResult{NodeNames: sets.New(node)}
-	}
-	return &fwk.PreFilterResult{NodeNames: sets.New(plan.DomainNodes...)}
+	pl.joinDomain(state, key, pl.topologyKeyOf(pg, pod), pod)
+	return nil, nil
 }
 
 // preFilterMember decides whether pod may try; noFit is set when the group
@@ -89,7 +79,7 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 	} else if priorities != "" {
 		// Allowed (a driver may outrank its executors), but the members are
 		// queued apart and the group preempts with its lowest priority.
-		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "MembersDisagree", "Scheduling", truncate(fmt.Sprintf(
+		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "MembersDisagree", "Scheduling", podgroup.TruncateNote(fmt.Sprintf(
 			"members have different priorities (%s): they are queued apart, and the group preempts only pods below its lowest member's priority", priorities)))
 	}
 	// Planning must see the room as it is: nominations the group's own
@@ -210,7 +200,10 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 			if plan == nil {
 				return fmt.Sprintf("no %s", why)
 			}
-			pl.groups.setPlan(podgroup.Key(pg.Namespace, pg.Name), plan)
+			key := podgroup.Key(pg.Namespace, pg.Name)
+			pl.groups.setPlan(key, plan)
+			// Planning takes a while: the PodGroup may be gone by now.
+			pl.forgetIfGone(key)
 			return ""
 		}
 	}

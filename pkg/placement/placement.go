@@ -211,7 +211,7 @@ func orderMembers(members []Member) []int {
 	sort.SliceStable(order, func(a, b int) bool {
 		ma, mb := members[order[a]], members[order[b]]
 		if !ma.Request.Equal(mb.Request) {
-			return larger(ma.Request, mb.Request)
+			return capacity.Larger(ma.Request, mb.Request)
 		}
 		return ma.Shape < mb.Shape
 	})
@@ -219,16 +219,6 @@ func orderMembers(members []Member) []int {
 }
 
 func sameClass(a, b Member) bool { return a.Shape == b.Shape && a.Request.Equal(b.Request) }
-
-func larger(a, b capacity.Vector) bool {
-	if a.MilliCPU != b.MilliCPU {
-		return a.MilliCPU > b.MilliCPU
-	}
-	if a.Memory != b.Memory {
-		return a.Memory > b.Memory
-	}
-	return a.EphemeralStorage > b.EphemeralStorage
-}
 
 // requestOfSmallest sums the need smallest requests: the least any domain
 // must have free.

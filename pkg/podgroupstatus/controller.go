@@ -394,7 +394,7 @@ func (c *Controller) patch(ctx context.Context, pg *schedv1alpha1.PodGroup, patc
 // recordTransition emits an event saying why the group entered its new phase.
 func (c *Controller) recordTransition(logger klog.Logger, pg *schedv1alpha1.PodGroup, summary Summary, pods []*v1.Pod) {
 	status := summary.Status
-	quorum := minMember(pg)
+	quorum := int32(podgroup.MinMember(pg))
 	eventType := v1.EventTypeNormal
 	var note string
 	var args []any

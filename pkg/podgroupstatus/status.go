@@ -4,6 +4,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+
+	"github.com/cosched/cosched/pkg/podgroup"
 )
 
 // Summary is what Compute derives from a PodGroup and its member pods.
@@ -61,7 +63,7 @@ func Compute(pg *schedv1alpha1.PodGroup, pods []*v1.Pod, now metav1.Time) Summar
 		return summary
 	}
 
-	quorum := minMember(pg)
+	quorum := int32(podgroup.MinMember(pg))
 	switch {
 	case succeeded >= quorum:
 		status.Phase = schedv1alpha1.PodGroupFinished
@@ -98,10 +100,4 @@ func isMember(pg *schedv1alpha1.PodGroup, pod *v1.Pod) bool {
 
 func isTerminal(phase schedv1alpha1.PodGroupPhase) bool {
 	return phase == schedv1alpha1.PodGroupFinished || phase == schedv1alpha1.PodGroupFailed
-}
-
-// minMember is the group's quorum; the API allows 0, which would make every
-// group trivially complete, so at least one member is required.
-func minMember(pg *schedv1alpha1.PodGroup) int32 {
-	return max(pg.Spec.MinMember, 1)
 }

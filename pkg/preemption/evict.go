@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/cosched/cosched/pkg/podgroup"
 )
 
 // Evictor takes victim units through the Eviction API, so the API server
@@ -73,12 +75,12 @@ func (e *Evictor) Evict(ctx context.Context, units []*Unit, by runtime.Object, w
 			}
 			inUnit++
 			taken = append(taken, pod)
-			e.Recorder.Eventf(pod, by, v1.EventTypeNormal, action, "Evicting", truncate(msg))
+			e.Recorder.Eventf(pod, by, v1.EventTypeNormal, action, "Evicting", podgroup.TruncateNote(msg))
 		}
 		if u.IsGang() && e.GroupObject != nil {
 			if pg := e.GroupObject(u.Group); pg != nil {
 				e.Recorder.Eventf(pg, by, v1.EventTypeWarning, "Gang"+action, "Evicting",
-					truncate(fmt.Sprintf("all %d placed member(s) %s as a unit by %s: %s", len(u.Pods), strings.ToLower(action), describe(by), why)))
+					podgroup.TruncateNote(fmt.Sprintf("all %d placed member(s) %s as a unit by %s: %s", len(u.Pods), strings.ToLower(action), describe(by), why)))
 			}
 		}
 		if len(errs) > 0 {
@@ -138,13 +140,4 @@ func podPriority(p *v1.Pod) int32 {
 		return *p.Spec.Priority
 	}
 	return 0
-}
-
-// truncate keeps event notes under the API's 1kB limit.
-func truncate(s string) string {
-	const limit = 1000
-	if len(s) <= limit {
-		return s
-	}
-	return s[:limit-3] + "..."
 }

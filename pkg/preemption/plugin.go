@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
@@ -25,7 +26,9 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
 	upstream "k8s.io/kubernetes/pkg/scheduler/framework/preemption"
 	schedmetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cosched/cosched/pkg/podgroup"
@@ -108,7 +111,7 @@ func (pl *CoschedPreemption) recordGangPreempted(ctx context.Context, c upstream
 	}
 	// Each victim of one preemption passes here; a minute covers them all.
 	time.AfterFunc(time.Minute, func() { pl.reported.Delete(once) })
-	pg, err := pl.pgClient.SchedulingV1alpha1().PodGroups(victim.Namespace).Get(ctx, podgroup.NameOf(victim), metav1.GetOptions{})
+	pg, err := pl.podGroup(ctx, victim.Namespace, podgroup.NameOf(victim))
 	if err != nil {
 		return
 	}
@@ -118,9 +121,33 @@ func (pl *CoschedPreemption) recordGangPreempted(ctx context.Context, c upstream
 			members++
 		}
 	}
-	pl.handle.EventRecorder().Eventf(pg, preemptor.Obj(), v1.EventTypeWarning, "GangPreempted", "Preempting", truncate(fmt.Sprintf(
+	pl.handle.EventRecorder().Eventf(pg, preemptor.Obj(), v1.EventTypeWarning, "GangPreempted", "Preempting", podgroup.TruncateNote(fmt.Sprintf(
 		"all %d placed member(s) preempted as a unit by %s %s/%s (priority %d) to make room on node %s",
 		members, preemptor.Type(), preemptor.GetNamespace(), preemptor.GetName(), preemptor.Priority(), c.Name())))
+}
+
+// podGroupListers holds, per scheduler (keyed by its informer factory,
+// which every profile's handle returns), the lister of the PodGroup
+// informer that CoschedGang and CoschedQueueSort share.
+var podGroupListers sync.Map
+
+// SharePodGroupLister offers a scheduler's shared PodGroup lister to
+// CoschedPreemption, which then reads PodGroups from memory instead of
+// asking the API server during preemption. The returned func withdraws it
+// when the scheduler stops.
+func SharePodGroupLister(factory informers.SharedInformerFactory, lister schedlisters.PodGroupLister) func() {
+	podGroupListers.Store(factory, lister)
+	return func() { podGroupListers.CompareAndDelete(factory, lister) }
+}
+
+// podGroup returns a PodGroup from the scheduler's shared PodGroup informer;
+// only a scheduler without cosched's other plugins, which share none, asks
+// the API server.
+func (pl *CoschedPreemption) podGroup(ctx context.Context, namespace, name string) (*schedv1alpha1.PodGroup, error) {
+	if l, ok := podGroupListers.Load(pl.handle.SharedInformerFactory()); ok {
+		return l.(schedlisters.PodGroupLister).PodGroups(namespace).Get(name)
+	}
+	return pl.pgClient.SchedulingV1alpha1().PodGroups(namespace).Get(ctx, name, metav1.GetOptions{})
 }
 
 // decodeArgs reads DefaultPreemption's versioned args strictly, defaults and

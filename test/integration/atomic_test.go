@@ -182,4 +182,45 @@ func TestAtomicPlacement(t *testing.T) {
 			}
 		}
 	})
+
+	// R2 of issue 12: the scheduler tries a pod's nominatedNodeName before
+	// it narrows to PreFilter's result, so the plan must hold in Filter. A
+	// nomination outside the plan (left from a preemption, or set by
+	// another component) once put the member there, apart from its group.
+	t.Run("a member nominated outside its plan still lands in the planned rack", func(t *testing.T) {
+		var ns []*v1.Node
+		for rack, cpu := range []string{"2", "8"} {
+			for i := 0; i < 2; i++ {
+				ns = append(ns, testutil.Node(fmt.Sprintf("p%d-n%d", rack, i), cpu, "16Gi", map[string]string{rackLabel: fmt.Sprintf("rack-%d", rack)}))
+			}
+		}
+		s := c.newScenario(t, ns, strategy(config.PlacementAtomic))
+		pg := testutil.PodGroup(s.ns, "allreduce", 2)
+		pg.Annotations = map[string]string{podgroup.TopologyKeyAnnotation: rackLabel}
+		s.createGroup(pg)
+		pods := s.members("allreduce", 2, "1500m", "1Gi")
+		for _, p := range pods {
+			gate(p)
+		}
+		names := s.createPods(pods...)
+		// rack-0 is the tightest fit, so the plan puts both members there;
+		// one member carries a nomination for a node of rack-1.
+		nominated, err := s.cs.CoreV1().Pods(s.ns).Get(s.ctx, names[1], metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nominated.Status.NominatedNodeName = "p1-n0"
+		if _, err := s.cs.CoreV1().Pods(s.ns).UpdateStatus(s.ctx, nominated, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			ungate(s, name)
+		}
+		placed := s.expectAllBound(names, bindTimeout)
+		for name, node := range placed {
+			if !strings.HasPrefix(node, "p0-") {
+				t.Errorf("%s landed on %s; the plan puts the group in rack-0 (%s)", name, node, testutil.Describe(placed))
+			}
+		}
+	})
 }
