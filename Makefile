@@ -15,35 +15,41 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: test-kind all build test test-unit test-integration test-e2e verify etcd clean compare demo local-up local-down local-tools bench bench-smoke soak
+.PHONY: test-kind all build test test-unit test-integration test-e2e test-operators verify helm etcd clean compare demo local-up local-down local-tools bench bench-smoke soak soak-invariants
 
 all: build
 
-## build: compile the scheduler into bin/cosched
+## build: compile the scheduler into bin/cosched and the kubectl plugin into bin/kubectl-cosched
 build:
 	$(GOBUILD) -o bin/cosched ./cmd/cosched
+	$(GOBUILD) -o bin/kubectl-cosched ./cmd/kubectl-cosched
 
 ## demo: local control plane (no Docker, no cluster) + cosched + the showcase; leaves the cluster up
 demo: build
 	hack/demo.sh
 
 ## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane
-test: verify test-unit test-integration test-e2e bench-smoke
+test: verify test-unit test-integration test-e2e test-operators bench-smoke
 
 ## test-unit: fast, table-driven tests of every package, and the static checks of manifests/ and the Dockerfile
 test-unit:
-	$(GOTEST) -count=1 ./pkg/... ./cmd/... ./test/manifests/...
+	$(GOTEST) -count=1 ./pkg/... ./cmd/... ./test/manifests/... ./test/testutil/...
 
 ## test-integration: the scheduler against an in-process kube-apiserver and a real etcd
 test-integration: etcd build
 	COSCHED_BIN=$(CURDIR)/bin/cosched $(GOTEST) -count=1 -timeout 30m ./test/integration/...
 
-## verify: formatting, vet, generated CRD and ConfigMap up to date
+## verify: formatting, vet, generated CRD and ConfigMap up to date, helm lint/template of charts/cosched and its drift test against manifests/
 verify:
 	@unformatted=$$(gofmt -l cmd pkg test hack); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet -trimpath ./...
 	hack/verify-crds.sh
 	hack/verify-manifests.sh
+	hack/verify-chart.sh
+
+## helm: build helm into _output/bin/helm from hack/tools/helm (skipped when present)
+helm:
+	hack/build-helm.sh
 
 ## etcd: build the etcd server the tests use (skipped when present)
 etcd:
@@ -62,8 +68,12 @@ compare: etcd
 	@cat _output/compare.md
 
 ## test-e2e: bring up the local control plane, run test/e2e against it, tear it down
-test-e2e: build
+test-e2e: build helm
 	hack/test-e2e.sh
+
+## test-operators: real KubeRay and Kubeflow training-operator (built once into _output/bin) against cosched on the local control plane
+test-operators: build
+	hack/test-operators.sh
 
 ## test-kind: the e2e suite on a kind cluster (needs a Docker engine that runs privileged containers; hack/kind/check-engine.sh tells)
 test-kind: build
@@ -82,6 +92,15 @@ soak: build
 		COSCHED_SOAK_IDLE_SECONDS=$(SOAK_IDLE) COSCHED_SOAK_OUT=$(CURDIR)/_output/soak.md E2E_TIMEOUT=60m \
 		hack/test-e2e.sh -run '^TestSoak$$' -v 2>&1 | tee _output/soak.log
 	@cat _output/soak.md
+	$(MAKE) soak-invariants
+
+## soak-invariants: a long run of the randomized invariant test (TestGangInvariants, in-process API server);
+## log in _output/soak-invariants.log; STRESS_SEED=<seed> replays a run (the seed is printed first)
+STRESS_OPS ?= 5000
+soak-invariants: etcd
+	@mkdir -p _output
+	set -o pipefail; COSCHED_STRESS_OPS=$(STRESS_OPS) $(if $(STRESS_SEED),COSCHED_STRESS_SEED=$(STRESS_SEED)) \
+		$(GOTEST) -count=1 -timeout 150m -run '^TestGangInvariants$$' -v ./test/integration/ 2>&1 | tee _output/soak-invariants.log
 
 ## local-up: local control plane (etcd, kube-apiserver, kube-controller-manager, KWOK nodes) + cosched; knobs in hack/local-up.sh
 local-up: build
