@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -422,8 +423,12 @@ func TestFilterKeepsJoinersInDomain(t *testing.T) {
 			e.informerAdd(bound, joiner)
 			e.setCluster([]*v1.Pod{bound}, nodes)
 			state := framework.NewCycleState()
-			if _, s, _ := e.fh.RunPreFilterPlugins(e.ctx, state, joiner); !s.IsSuccess() {
+			res, s, _ := e.fh.RunPreFilterPlugins(e.ctx, state, joiner)
+			if !s.IsSuccess() {
 				t.Fatalf("PreFilter: %v", s)
+			}
+			if len(tc.wantPass) < len(nodes) && (res == nil || !res.NodeNames.Equal(sets.New(tc.wantPass...))) {
+				t.Errorf("PreFilterResult: got %v, want %v", res, tc.wantPass)
 			}
 			var pass []string
 			for _, ni := range tf.BuildNodeInfos(nodes) {
@@ -439,5 +444,38 @@ func TestFilterKeepsJoinersInDomain(t *testing.T) {
 				t.Errorf("nodes passing Filter (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDeletedMemberNeverCountsTowardQuorum: a member deleted after it
+// reserved keeps its reservation until its Unreserve, which may come only
+// after its own Permit wait (deleted before the framework registered it as
+// waiting); meanwhile it must not complete a quorum (found in review: the
+// siblings would be admitted, its bind would fail, and bare siblings would
+// stay bound below minMember).
+func TestDeletedMemberNeverCountsTowardQuorum(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 3))
+	pods := members(4, "1")
+	e.informerAdd(pods...)
+	e.park("node1", pods[0], pods[1])
+	e.informerDelete(pods[1]) // 3 pods remain: the quorum is still possible
+	if evs := e.gangRejections(); len(evs) != 0 {
+		t.Fatalf("unexpected rejection: %q", evs)
+	}
+	s, _ := e.reserveAndPermit(pods[2], "node1")
+	if !s.IsWait() {
+		t.Fatalf("Permit of m3 with m2 deleted: got %v, want Wait (2/3 live members placed)", s)
+	}
+	if !e.stillWaiting(pods[0]) {
+		t.Errorf("m1 was let go with a deleted member counted toward its quorum")
+	}
+	if s, _ := e.reserveAndPermit(pods[3], "node1"); !s.IsSuccess() {
+		t.Fatalf("Permit of m4 completing the quorum: got %v, want Success", s)
+	}
+	for _, pod := range []*v1.Pod{pods[0], pods[2]} {
+		if s := e.outcome(pod); !s.IsSuccess() {
+			t.Errorf("%s: got %v, want admitted", pod.Name, s)
+		}
 	}
 }

@@ -36,6 +36,8 @@ type planState struct {
 	// topologyKey is set for a joiner: a node passes when its label
 	// topologyKey has the value domain.
 	topologyKey string
+	// outside is the joiner's rejection message, built once.
+	outside string
 }
 
 // Clone shares the state: it is never changed after PreFilter.
@@ -61,7 +63,7 @@ func (pl *CoschedGang) Filter(_ context.Context, state fwk.CycleState, _ *v1.Pod
 		if node.Labels[ps.topologyKey] == ps.domain {
 			return nil
 		}
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("node is outside the domain %s=%s where PodGroup %s is placed", ps.topologyKey, ps.domain, ps.group))
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, ps.outside)
 	}
 	if ps.nodes.Has(node.Name) {
 		return nil
@@ -91,9 +93,12 @@ func planFor(state fwk.CycleState, key string, plan *placement.Plan, pod *v1.Pod
 // siblings were placed. Without it a member beyond the quorum, or one
 // scheduled while admitted siblings bind, could land in another domain; with
 // the annotation form nothing else (no pod affinity) would stop it.
-func (pl *CoschedGang) joinDomain(state fwk.CycleState, key string, topologyKey string, pod *v1.Pod) {
+//
+// The PreFilterResult narrows the search to the domain's nodes, so the
+// scheduler does not run every filter on nodes this Filter would refuse.
+func (pl *CoschedGang) joinDomain(state fwk.CycleState, key string, topologyKey string, pod *v1.Pod, nodes []fwk.NodeInfo) *fwk.PreFilterResult {
 	if topologyKey == "" {
-		return
+		return nil
 	}
 	node := ""
 	for uid, n := range pl.groups.reservedMembers(key) {
@@ -111,15 +116,23 @@ func (pl *CoschedGang) joinDomain(state fwk.CycleState, key string, topologyKey 
 		}
 	}
 	if node == "" {
-		return // nobody placed: the member starts an attempt, or plans none
+		return nil // nobody placed: the member starts an attempt, or plans none
 	}
 	ni, err := pl.handle.SnapshotSharedLister().NodeInfos().Get(node)
 	if err != nil || ni.Node() == nil {
-		return // the node is gone; its members are being released
+		return nil // the node is gone; its members are being released
 	}
 	value, ok := ni.Node().Labels[topologyKey]
 	if !ok {
-		return
+		return nil
 	}
-	state.Write(planStateKey, &planState{group: key, domain: value, topologyKey: topologyKey})
+	state.Write(planStateKey, &planState{group: key, domain: value, topologyKey: topologyKey,
+		outside: fmt.Sprintf("node is outside the domain %s=%s where PodGroup %s is placed", topologyKey, value, key)})
+	inDomain := sets.New[string]()
+	for _, ni := range nodes {
+		if n := ni.Node(); n != nil && n.Labels[topologyKey] == value {
+			inDomain.Insert(n.Name)
+		}
+	}
+	return &fwk.PreFilterResult{NodeNames: inDomain}
 }

@@ -192,6 +192,14 @@ func (t *groupTracker) reservedCount(key string) int {
 	return 0
 }
 
+// has reports whether the tracker holds an entry for key.
+func (t *groupTracker) has(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.groups[key]
+	return ok
+}
+
 // waitingCount returns how many members of the current attempt hold a
 // reservation and still wait at Permit (not admitted yet).
 func (t *groupTracker) waitingCount(key string) int {
@@ -235,9 +243,12 @@ type permitDecision struct {
 
 // permit decides, under one lock, whether uid's attempt is still current
 // and whether it has reached its quorum, so a rejection cannot slip between
-// counting and admitting. bound are the members the pod cache shows bound;
-// wait is the Permit wait the member gets if it must wait.
-func (t *groupTracker) permit(key string, uid types.UID, bound sets.Set[types.UID], quorum int, now time.Time, wait time.Duration) permitDecision {
+// counting and admitting. bound are the members the pod cache shows bound,
+// live those it still lists (nil: all); a reservation of a member deleted
+// while it reserved or waited counts for nothing, though its Unreserve may
+// come only after its own Permit wait. wait is the Permit wait the member
+// gets if it must wait.
+func (t *groupTracker) permit(key string, uid types.UID, bound, live sets.Set[types.UID], quorum int, now time.Time, wait time.Duration) permitDecision {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.groups[key]
@@ -249,7 +260,7 @@ func (t *groupTracker) permit(key string, uid types.UID, bound sets.Set[types.UI
 	}
 	d := permitDecision{placed: bound.Len()}
 	for r := range g.reserved {
-		if !bound.Has(r) {
+		if !bound.Has(r) && (live == nil || live.Has(r)) {
 			d.placed++
 		}
 	}

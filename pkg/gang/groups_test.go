@@ -451,7 +451,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 				uid := types.UID(fmt.Sprintf("m%d-%d", g, i))
 				now := baseTime.Add(time.Duration(i) * time.Millisecond)
 				tr.reserve(key, uid, "node1")
-				tr.permit(key, uid, sets.New[types.UID](), 2, now, time.Minute)
+				tr.permit(key, uid, sets.New[types.UID](), nil, 2, now, time.Minute)
 				_ = tr.reservedMembers(key)
 				_ = tr.rejectedAt(key)
 				_, _, _ = tr.backingOff(key, now)
@@ -491,7 +491,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 // quorum, which starts (or continues) the attempt's wait.
 func startWaiting(tr *groupTracker, key string, now time.Time) bool {
 	for uid := range tr.reservedMembers(key) {
-		return tr.permit(key, uid, sets.New[types.UID](), 1<<30, now, time.Minute).firstWaiter
+		return tr.permit(key, uid, sets.New[types.UID](), nil, 1<<30, now, time.Minute).firstWaiter
 	}
 	return false
 }

@@ -180,6 +180,9 @@ func (pl *CoschedGang) forgetGroup(key string) {
 // caches before they run, so either this call sees the PodGroup or its last
 // pod gone, or the handler runs after the entry was made and drops it.
 func (pl *CoschedGang) forgetIfGone(key string) {
+	if !pl.groups.has(key) {
+		return // nothing to forget; spares a member scan on every delete
+	}
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
 	if _, err := pl.podGroups.PodGroups(ns).Get(name); err != nil {
 		pl.forgetGroup(key)

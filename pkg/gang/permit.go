@@ -94,13 +94,13 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	}
 	logger := klog.FromContext(ctx)
 	quorum := podgroup.MinMember(pg)
-	bound := pl.boundMembers(key)
+	bound, live := pl.boundAndLiveMembers(key)
 	if bound.Len() >= quorum {
 		// The group already runs; this member joins it.
 		return nil, 0
 	}
 	wait := podgroup.ScheduleTimeout(pg, pl.defaultTimeout(), maxPermitWait)
-	d := pl.groups.permit(key, pod.UID, bound, quorum, pl.clock.Now(), wait)
+	d := pl.groups.permit(key, pod.UID, bound, live, quorum, pl.clock.Now(), wait)
 	switch d.verdict {
 	case verdictStale:
 		// The attempt this member reserved for was rejected meanwhile; it
@@ -125,15 +125,20 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	return nil, 0
 }
 
-// boundMembers returns the members the pod cache shows on a node.
-func (pl *CoschedGang) boundMembers(key string) sets.Set[types.UID] {
-	bound := sets.New[types.UID]()
+// boundAndLiveMembers returns the members the pod cache shows on a node, and
+// those it still lists and that are not being deleted.
+func (pl *CoschedGang) boundAndLiveMembers(key string) (bound, live sets.Set[types.UID]) {
+	bound, live = sets.New[types.UID](), sets.New[types.UID]()
 	for _, pod := range podgroup.Members(pl.pods, key) {
-		if pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		live.Insert(pod.UID)
+		if pod.Spec.NodeName != "" {
 			bound.Insert(pod.UID)
 		}
 	}
-	return bound
+	return bound, live
 }
 
 // allowGroup lets the admitted members that wait at Permit proceed to

@@ -46,8 +46,7 @@ func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 	if plan := pl.groups.planOf(key); plan != nil {
 		return planFor(state, key, plan, pod), nil
 	}
-	pl.joinDomain(state, key, pl.topologyKeyOf(pg, pod), pod)
-	return nil, nil
+	return pl.joinDomain(state, key, pl.topologyKeyOf(pg, pod), pod, nodes), nil
 }
 
 // preFilterMember decides whether pod may try; noFit is set when the group
