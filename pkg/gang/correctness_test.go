@@ -119,17 +119,18 @@ func TestAdmissionNearTheFirstWaitersTimeout(t *testing.T) {
 	}
 }
 
-// TestAdmissionBeforeTheMargin: a quorum reached before the margin is
-// admitted as ever.
-func TestAdmissionBeforeTheMargin(t *testing.T) {
+// TestAdmissionBeforeTheTimeout: a quorum reached within the group's
+// timeout is admitted, however close to it (the framework's timer runs a
+// margin past it).
+func TestAdmissionBeforeTheTimeout(t *testing.T) {
 	e := newTestEnv(t)
 	e.addPodGroups(makePG(testPG, 2, withTimeout(10)))
 	pods := members(2, "1")
 	e.addPods(pods...)
 	e.park("node1", pods[0])
-	e.clock.Step(8999 * time.Millisecond) // the margin is 1s
+	e.clock.Step(9999 * time.Millisecond)
 	if s, _ := e.reserveAndPermit(pods[1], "node1"); !s.IsSuccess() {
-		t.Errorf("Permit m2 1ms before the margin: %v, want the group admitted", s)
+		t.Errorf("Permit m2 1ms before the timeout: %v, want the group admitted", s)
 	}
 	if s := e.outcome(pods[0]); !s.IsSuccess() {
 		t.Errorf("m1: %v, want allowed", s)
@@ -477,5 +478,23 @@ func TestDeletedMemberNeverCountsTowardQuorum(t *testing.T) {
 		if s := e.outcome(pod); !s.IsSuccess() {
 			t.Errorf("%s: got %v, want admitted", pod.Name, s)
 		}
+	}
+}
+
+// TestAdmissionDeadlineFollowsALoweredTimeout: waiters that arrive after
+// the PodGroup's timeout was lowered get shorter Permit timers; the attempt
+// stops admitting before the shortest of them fires.
+func TestAdmissionDeadlineFollowsALoweredTimeout(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 3, withTimeout(60)))
+	pods := members(3, "1")
+	e.addPods(pods...)
+	e.park("node1", pods[0])
+	e.updatePodGroup(makePG(testPG, 3, withTimeout(2)))
+	e.park("node1", pods[1]) // its timer: 2 s + margin
+	e.clock.Step(2 * time.Second)
+	s, _ := e.reserveAndPermit(pods[2], "node1")
+	if s.IsSuccess() {
+		t.Errorf("the group was admitted after m2's timeout, which fires before its Allow could arrive")
 	}
 }

@@ -28,10 +28,11 @@ type groupState struct {
 	// waitingSince is when the current attempt's first member began to wait
 	// at Permit; zero when nobody waits.
 	waitingSince time.Time
-	// deadline is when the framework's Permit timer of the attempt's first
-	// waiter fires (waitingSince plus the wait Permit returned); zero when
-	// nobody waits. No attempt is admitted so close to it that the timer
-	// could beat the admission's Allow to that member.
+	// deadline is when the attempt stops admitting: its waiters' timeout
+	// (the earliest, if the PodGroup's timeout changed meanwhile) after they
+	// began to wait; zero when nobody waits. The framework's Permit timers
+	// fire admitMargin later (permitTimer), so no timer can beat an
+	// admission's Allow to its member.
 	deadline time.Time
 	// rejectedAt is the last time the group was turned away as a whole;
 	// the queue orders the group behind groups that failed less recently.
@@ -265,15 +266,16 @@ func (t *groupTracker) permit(key string, uid types.UID, bound, live sets.Set[ty
 		}
 	}
 	if d.placed < quorum || tooLate(g, now) {
-		// Too late: the first waiter's own Permit timer fires within the
-		// margin, maybe before an Allow would reach it, and then that
-		// member would fail after its siblings were let go. The timer ends
-		// the attempt instead, as a timeout (R3 in docs/design.md).
+		// Too late: the first waiter's own Permit timer ends the attempt
+		// as a timeout (R3 in docs/design.md).
 		d.verdict = verdictWait
+		deadline := now.Add(permitTimer(wait) - admitMargin(wait))
 		if g.waitingSince.IsZero() {
 			g.waitingSince = now
-			g.deadline = now.Add(wait)
+			g.deadline = deadline
 			d.firstWaiter = true
+		} else if deadline.Before(g.deadline) {
+			g.deadline = deadline
 		}
 		return d
 	}
@@ -286,18 +288,29 @@ func (t *groupTracker) permit(key string, uid types.UID, bound, live sets.Set[ty
 // maxAdmitMargin bounds admitMargin.
 const maxAdmitMargin = time.Second
 
-// admitMargin is how long before the attempt's deadline admissions stop: a
-// tenth of the wait, at most maxAdmitMargin. Allow reaches the waiting
-// members microseconds after the admission, so this is ample, and it leaves
-// a 1-second timeout 900ms to gather its quorum.
-func admitMargin(g *groupState) time.Duration {
-	return min((g.deadline.Sub(g.waitingSince))/10, maxAdmitMargin)
+// admitMargin is how long after an attempt stops admitting its waiters'
+// Permit timers fire: a tenth of the wait, at most maxAdmitMargin. Allow
+// reaches the waiting members microseconds after an admission, so this is
+// ample.
+func admitMargin(wait time.Duration) time.Duration {
+	return min(wait/10, maxAdmitMargin)
 }
 
-// tooLate reports whether the current attempt is too close to its deadline
-// to be admitted.
+// permitTimer is the wait Permit gives the framework for a member whose
+// group's timeout is wait: the timeout plus admitMargin, within the
+// framework's cap. The group admits for the whole timeout; the timer fires
+// only after admissions stopped, and ends the attempt as a timeout (R3 in
+// docs/design.md).
+func permitTimer(wait time.Duration) time.Duration {
+	return min(wait+admitMargin(wait), maxPermitWait)
+}
+
+// tooLate reports whether the current attempt's deadline has passed: its
+// first waiter's Permit timer fires within admitMargin, maybe before an
+// Allow would reach it, and then that member would fail after its siblings
+// were let go.
 func tooLate(g *groupState, now time.Time) bool {
-	return !g.deadline.IsZero() && !now.Before(g.deadline.Add(-admitMargin(g)))
+	return !g.deadline.IsZero() && !now.Before(g.deadline)
 }
 
 // admitLocked ends a successful attempt: the wait, the failure history and

@@ -115,11 +115,11 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 		}
 		logger.V(4).Info("Member waits for its group", "pod", klog.KObj(pod), "podGroup", key, "placed", d.placed, "quorum", quorum)
 		if d.placed >= quorum {
-			// Too close to the attempt's deadline to admit (groups.go,
-			// tooLate): the first waiter's timeout ends the attempt.
-			return fwk.NewStatus(fwk.Wait, fmt.Sprintf("%d/%d members of PodGroup %s have a place, too close to the attempt's timeout to let them go", d.placed, quorum, key)), wait
+			// Past the attempt's deadline (groups.go, tooLate): the first
+			// waiter's timer ends the attempt within admitMargin.
+			return fwk.NewStatus(fwk.Wait, fmt.Sprintf("%d/%d members of PodGroup %s have a place, after the attempt's timeout", d.placed, quorum, key)), permitTimer(wait)
 		}
-		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("waiting for quorum: %d/%d members of PodGroup %s have a place", d.placed, quorum, key)), wait
+		return fwk.NewStatus(fwk.Wait, fmt.Sprintf("waiting for quorum: %d/%d members of PodGroup %s have a place", d.placed, quorum, key)), permitTimer(wait)
 	}
 	pl.allowGroup(logger, key, d.admitted, d.waited)
 	return nil, 0
