@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
@@ -53,28 +52,12 @@ type suite struct {
 
 func newSuite(t *testing.T) *suite {
 	t.Helper()
-	kubeconfig := os.Getenv("KUBECONFIG")
-	if kubeconfig == "" {
-		t.Skip("KUBECONFIG is not set: no cluster to test against (make test-e2e starts a local one)")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatalf("loading KUBECONFIG %s: %v", kubeconfig, err)
-	}
-	cfg.QPS, cfg.Burst = 100, 200
+	cfg := testutil.ClusterFromKubeconfig(t, "KUBECONFIG is not set: no cluster to test against (make test-e2e starts a local one)")
 	s := &suite{t: t, ctx: context.Background(), cfg: cfg}
 	s.cs = kubernetes.NewForConfigOrDie(cfg)
 	s.pg = versioned.NewForConfigOrDie(cfg)
-	s.id = strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	if len(s.id) > 40 {
-		s.id = s.id[:40]
-	}
-	s.id = strings.Trim(s.id, "-") + fmt.Sprintf("-%d", time.Now().UnixNano()%100000)
-	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + s.id}}
-	if _, err := s.cs.CoreV1().Namespaces().Create(s.ctx, ns, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	s.ns = ns.Name
+	s.id = testutil.TestID(t)
+	s.ns = testutil.CreateNamespace(s.ctx, t, s.cs, "e2e-"+s.id)
 	t.Cleanup(s.cleanup)
 	return s
 }

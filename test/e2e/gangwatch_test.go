@@ -3,9 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/rest"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/podgroup"
@@ -291,51 +288,23 @@ func (s *suite) coschedMetrics() *coschedMetrics {
 	if url == "" {
 		return nil
 	}
-	tlsCfg, err := rest.TLSConfigFor(s.cfg)
+	client, err := testutil.MetricsClient(s.cfg)
 	if err != nil {
 		s.t.Fatalf("TLS config from KUBECONFIG: %v", err)
 	}
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{}
-	}
-	// cosched serves /metrics with a self-signed certificate on loopback.
-	tlsCfg.InsecureSkipVerify = true //nolint:gosec // loopback, self-signed
-	return &coschedMetrics{url: url, client: &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: tlsCfg},
-	}}
-}
-
-func (m *coschedMetrics) get(ctx context.Context, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := m.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return body, nil
+	return &coschedMetrics{url: url, client: client}
 }
 
 // gc makes cosched collect garbage now: asking its pprof endpoint for a heap
 // profile with gc=1 runs runtime.GC first.
 func (m *coschedMetrics) gc(ctx context.Context) error {
-	_, err := m.get(ctx, strings.TrimSuffix(m.url, "/metrics")+"/debug/pprof/heap?gc=1")
+	_, err := testutil.FetchBody(ctx, m.client, strings.TrimSuffix(m.url, "/metrics")+"/debug/pprof/heap?gc=1")
 	return err
 }
 
 // sample returns the unlabelled samples named in want.
 func (m *coschedMetrics) sample(ctx context.Context, want ...string) (map[string]float64, error) {
-	body, err := m.get(ctx, m.url)
+	body, err := testutil.FetchBody(ctx, m.client, m.url)
 	if err != nil {
 		return nil, err
 	}

@@ -1793,17 +1793,9 @@ func (w *invariantWatch) check(atRest bool) {
 	st.t.Helper()
 	var lag string
 	err := wait.PollUntilContextTimeout(st.ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		list, err := st.s.cs.CoreV1().Pods(st.s.ns).List(ctx, metav1.ListOptions{})
+		bound, total, err := testutil.BoundByGroup(ctx, st.s.cs, st.s.ns, "")
 		if err != nil {
 			return false, nil
-		}
-		bound, total := map[string]int{}, map[string]int{}
-		for _, p := range list.Items {
-			g := p.Labels[podgroup.Label]
-			total[g]++
-			if p.Spec.NodeName != "" {
-				bound[g]++
-			}
 		}
 		w.mu.Lock()
 		defer w.mu.Unlock()

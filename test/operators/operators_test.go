@@ -23,10 +23,7 @@ package operators
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,7 +45,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
@@ -99,29 +95,13 @@ type suite struct {
 
 func newSuite(t *testing.T) *suite {
 	t.Helper()
-	kubeconfig := os.Getenv("KUBECONFIG")
-	if kubeconfig == "" {
-		t.Skip("KUBECONFIG is not set: no cluster with the operators to test against (make test-operators starts one)")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatalf("loading KUBECONFIG %s: %v", kubeconfig, err)
-	}
-	cfg.QPS, cfg.Burst = 100, 200
+	cfg := testutil.ClusterFromKubeconfig(t, "KUBECONFIG is not set: no cluster with the operators to test against (make test-operators starts one)")
 	s := &suite{t: t, ctx: context.Background(), cfg: cfg}
 	s.cs = kubernetes.NewForConfigOrDie(cfg)
 	s.dyn = dynamic.NewForConfigOrDie(cfg)
 	s.pg = versioned.NewForConfigOrDie(cfg)
-	s.id = strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	if len(s.id) > 40 {
-		s.id = s.id[:40]
-	}
-	s.id = strings.Trim(s.id, "-") + fmt.Sprintf("-%d", time.Now().UnixNano()%100000)
-	ns := &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "op-" + s.id}}
-	if _, err := s.cs.CoreV1().Namespaces().Create(s.ctx, ns, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating namespace: %v", err)
-	}
-	s.ns = ns.Name
+	s.id = testutil.TestID(t)
+	s.ns = testutil.CreateNamespace(s.ctx, t, s.cs, "op-"+s.id)
 	t.Cleanup(s.cleanup)
 	s.waitServiceAccount()
 	s.watch = testutil.WatchGangs(s.ctx, t, s.cs, s.ns, grace)
@@ -714,32 +694,13 @@ var gangGauges = []string{"cosched_gang_tracked_groups", "cosched_gang_reservati
 // client certificate of KUBECONFIG and sums the samples of each named
 // metric; a metric cosched does not export is missing from the map.
 func (s *suite) coschedGauges(ctx context.Context, names ...string) (map[string]float64, error) {
-	url := os.Getenv("COSCHED_METRICS_URL")
-	tlsCfg, err := rest.TLSConfigFor(s.cfg)
+	client, err := testutil.MetricsClient(s.cfg)
 	if err != nil {
 		return nil, err
 	}
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{}
-	}
-	// cosched serves /metrics with a self-signed certificate on loopback.
-	tlsCfg.InsecureSkipVerify = true //nolint:gosec // loopback, self-signed
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := testutil.FetchBody(ctx, client, os.Getenv("COSCHED_METRICS_URL"))
 	if err != nil {
 		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	out := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
