@@ -78,6 +78,10 @@ type reservation struct {
 	node string
 	// admitted is set once the member was let through Permit.
 	admitted bool
+	// waiting is set while the member waits at Permit for its quorum;
+	// admission or rejection ends it. A member that joins a running group
+	// never waits.
+	waiting bool
 	// since is wall-clock time, used only to measure how long rejected
 	// members held their room.
 	since time.Time
@@ -201,15 +205,15 @@ func (t *groupTracker) has(key string) bool {
 	return ok
 }
 
-// waitingCount returns how many members of the current attempt hold a
-// reservation and still wait at Permit (not admitted yet).
+// waitingCount returns how many members of the current attempt wait at
+// Permit for their quorum.
 func (t *groupTracker) waitingCount(key string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	if g, ok := t.groups[key]; ok {
 		for _, r := range g.reserved {
-			if !r.admitted {
+			if r.waiting && !r.admitted {
 				n++
 			}
 		}
@@ -269,6 +273,9 @@ func (t *groupTracker) permit(key string, uid types.UID, bound, live sets.Set[ty
 		// Too late: the first waiter's own Permit timer ends the attempt
 		// as a timeout (R3 in docs/design.md).
 		d.verdict = verdictWait
+		r := g.reserved[uid]
+		r.waiting = true
+		g.reserved[uid] = r
 		deadline := now.Add(permitTimer(wait) - admitMargin(wait))
 		if g.waitingSince.IsZero() {
 			g.waitingSince = now
@@ -324,7 +331,7 @@ func (t *groupTracker) admitLocked(g *groupState, now time.Time) ([]types.UID, t
 	uids := make([]types.UID, 0, len(g.reserved))
 	for uid, r := range g.reserved {
 		uids = append(uids, uid)
-		r.admitted = true
+		r.admitted, r.waiting = true, false
 		g.reserved[uid] = r
 	}
 	g.admitted = uids

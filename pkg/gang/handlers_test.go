@@ -844,3 +844,25 @@ func TestInformerWiring(t *testing.T) {
 	}
 	waitFor("the group to be forgotten", func() bool { return e.pl.groups.size() == 0 })
 }
+
+// A joiner binding into a running group does not wait at Permit: members
+// that finish meanwhile reject nothing.
+func TestOnPodDeleteWhileAJoinerBinds(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(makePG(testPG, 2))
+	pods := members(3, "1")
+	m1, m2 := assumed(pods[0], "node1"), assumed(pods[1], "node1")
+	e.addPods(m1, m2, pods[2])
+	if s, _ := e.reserveAndPermit(pods[2], "node1"); !s.IsSuccess() {
+		t.Fatalf("Permit of a joiner of a running group: got %v, want Success", s)
+	}
+	for _, m := range []*v1.Pod{m1, m2} {
+		done := m.DeepCopy()
+		done.Status.Phase = v1.PodSucceeded
+		e.deletePod(done)
+		e.pl.onPodDelete(done)
+	}
+	if evs := e.gangRejections(); len(evs) != 0 {
+		t.Errorf("members finishing while a joiner binds rejected the group: %q", evs)
+	}
+}
