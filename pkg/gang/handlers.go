@@ -146,7 +146,15 @@ func (pl *CoschedGang) onPodGroupUpdate(oldObj, newObj any) {
 	switch {
 	case c.placed >= quorum:
 		admitted, waited := pl.groups.admitAll(key, pl.clock.Now())
-		pl.allowGroup(logger, key, admitted, waited)
+		if admitted == nil {
+			return // past the attempt's deadline: its timeout ends it
+		}
+		// This runs on the informer's goroutine: a member whose Permit
+		// just returned Wait may not be registered as waiting yet, and
+		// would miss its Allow and time out after its siblings bound.
+		if notWaiting := pl.allowGroup(logger, key, admitted, waited); len(notWaiting) > 0 {
+			go pl.allowLate(logger, notWaiting)
+		}
 	case c.live < quorum:
 		cause := fmt.Sprintf("minMember changed from %d to %d; only %d pods exist", old.Spec.MinMember, pg.Spec.MinMember, c.live)
 		pl.rejectGroup(key, pg, "quorum_changed", cause, false)

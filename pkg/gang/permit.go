@@ -142,18 +142,42 @@ func (pl *CoschedGang) boundAndLiveMembers(key string) (bound, live sets.Set[typ
 }
 
 // allowGroup lets the admitted members that wait at Permit proceed to
-// binding.
-func (pl *CoschedGang) allowGroup(logger klog.Logger, key string, admitted []types.UID, waited time.Duration) {
+// binding, and returns those it did not find waiting.
+func (pl *CoschedGang) allowGroup(logger klog.Logger, key string, admitted []types.UID, waited time.Duration) (notWaiting []types.UID) {
 	allowed := 0
 	for _, uid := range admitted {
 		if wp := pl.handle.GetWaitingPod(uid); wp != nil {
 			wp.Allow(Name)
 			allowed++
+		} else {
+			notWaiting = append(notWaiting, uid)
 		}
 	}
 	permitWaitDuration.WithLabelValues("allowed").Observe(waited.Seconds())
 	groupsAdmitted.Inc()
 	logger.V(3).Info("Pod group reached quorum", "podGroup", key, "allowedWaiting", allowed, "waited", waited)
+	return notWaiting
+}
+
+// allowLate retries, for a short while, the Allow of admitted members that
+// were not registered as waiting when their group was admitted from outside
+// a scheduling cycle; a member that never registers (it was deleted
+// meanwhile) is given up after a second.
+func (pl *CoschedGang) allowLate(logger klog.Logger, notWaiting []types.UID) {
+	missing := sets.New(notWaiting...)
+	for range 50 {
+		for uid := range missing {
+			if wp := pl.handle.GetWaitingPod(uid); wp != nil {
+				wp.Allow(Name)
+				missing.Delete(uid)
+			}
+		}
+		if missing.Len() == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logger.V(4).Info("Admitted members never waited at Permit", "members", missing.UnsortedList())
 }
 
 // activatePending moves the group's members that have no place yet into the
