@@ -498,3 +498,43 @@ func TestAdmissionDeadlineFollowsALoweredTimeout(t *testing.T) {
 		t.Errorf("the group was admitted after m2's timeout, which fires before its Allow could arrive")
 	}
 }
+
+// TestAdmissionFromAnUpdateReachesALateWaiter: minMember is lowered (the
+// informer's goroutine admits the group) just after a member's Permit
+// returned Wait and before the framework registered it as waiting; it still
+// gets its Allow instead of timing out after its sibling bound.
+func TestAdmissionFromAnUpdateReachesALateWaiter(t *testing.T) {
+	e := newTestEnv(t)
+	pg := makePG(testPG, 3, withTimeout(30))
+	e.addPodGroups(pg)
+	pods := members(3, "1")
+	e.addPods(pods...)
+	e.park("node1", pods[0])
+	state := framework.NewCycleState()
+	m2 := assumed(pods[1], "node1")
+	if s := e.fh.RunReservePluginsReserve(e.ctx, state, m2, "node1"); !s.IsSuccess() {
+		t.Fatalf("Reserve m2: %v", s)
+	}
+	waits, s := e.fh.RunPermitPlugins(e.ctx, state, m2, "node1")
+	if !s.IsWait() {
+		t.Fatalf("Permit m2: %v, want Wait", s)
+	}
+	lowered := makePG(testPG, 2, withTimeout(30))
+	lowered.Generation = pg.Generation + 1
+	e.updatePodGroup(lowered)
+	e.pl.onPodGroupUpdate(pg, lowered)
+	e.fh.AddWaitingPod(m2, waits)
+	done := make(chan *fwk.Status, 1)
+	go func() { done <- e.fh.WaitOnPermit(e.ctx, m2) }()
+	select {
+	case s := <-done:
+		if !s.IsSuccess() {
+			t.Errorf("m2: %v, want allowed", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("m2 never got its Allow after the group was admitted")
+	}
+	if s := e.outcome(pods[0]); !s.IsSuccess() {
+		t.Errorf("m1: %v, want allowed", s)
+	}
+}
