@@ -33,7 +33,7 @@ import (
 )
 
 const (
-	kwokAnnotation = "kwok.x-k8s.io/node"
+	kwokAnnotation = testutil.KWOKNodeAnnotation
 	// testLabel marks a test's nodes; its pods select them.
 	testLabel   = "e2e.cosched.dev/test"
 	bindTimeout = 60 * time.Second
@@ -93,7 +93,7 @@ func sameNodes(n int, cpu, memory string) []nodeSpec {
 // Ready.
 func (s *suite) nodes(specs []nodeSpec) []string {
 	s.t.Helper()
-	var names []string
+	nodes := make([]*v1.Node, 0, len(specs))
 	for i, spec := range specs {
 		l := map[string]string{testLabel: s.id}
 		for k, v := range spec.labels {
@@ -103,36 +103,9 @@ func (s *suite) nodes(specs []nodeSpec) []string {
 		for name, q := range spec.resources {
 			node.Status.Capacity[name], node.Status.Allocatable[name] = q, q
 		}
-		node.Annotations = map[string]string{kwokAnnotation: "fake"}
-		node.Spec.Taints = []v1.Taint{{Key: kwokAnnotation, Value: "fake", Effect: v1.TaintEffectNoSchedule}}
-		node.Status.Conditions = nil
-		if _, err := s.cs.CoreV1().Nodes().Create(s.ctx, node, metav1.CreateOptions{}); err != nil {
-			s.t.Fatalf("creating node %s: %v", node.Name, err)
-		}
-		names = append(names, node.Name)
+		nodes = append(nodes, node)
 	}
-	err := wait.PollUntilContextTimeout(s.ctx, 200*time.Millisecond, bindTimeout, true, func(ctx context.Context) (bool, error) {
-		for _, name := range names {
-			n, err := s.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			if err != nil || !nodeReady(n) {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		s.t.Fatalf("fake nodes %v never became Ready (is KWOK running?): %v", names, err)
-	}
-	return names
-}
-
-func nodeReady(n *v1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == v1.NodeReady {
-			return c.Status == v1.ConditionTrue
-		}
-	}
-	return false
+	return testutil.CreateKWOKNodes(s.ctx, s.t, s.cs, nodes, bindTimeout)
 }
 
 // pod is a member or plain pod for cosched, kept on this test's nodes.

@@ -36,7 +36,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -54,7 +53,7 @@ import (
 )
 
 const (
-	kwokAnnotation = "kwok.x-k8s.io/node"
+	kwokAnnotation = testutil.KWOKNodeAnnotation
 	// testLabel marks a test's nodes; the operators' pod templates select them.
 	testLabel = "operators.cosched.dev/test"
 	// Every fake node has room for exactly one member (memberCPU of nodeCPU).
@@ -156,44 +155,13 @@ func (s *suite) waitServiceAccount() {
 // member, and waits until KWOK reports them Ready.
 func (s *suite) addNodes(n int) []string {
 	s.t.Helper()
-	var names []string
+	nodes := make([]*v1.Node, 0, n)
 	for i := 0; i < n; i++ {
-		node := testutil.Node(fmt.Sprintf("%s-%d", s.id, s.nodes), nodeCPU, "16Gi", map[string]string{testLabel: s.id})
-		// MPIJob launchers ask for ephemeral storage (kubectl-delivery).
-		for _, rl := range []v1.ResourceList{node.Status.Capacity, node.Status.Allocatable} {
-			rl[v1.ResourceEphemeralStorage] = resource.MustParse("100Gi")
-		}
-		node.Annotations = map[string]string{kwokAnnotation: "fake"}
-		node.Spec.Taints = []v1.Taint{{Key: kwokAnnotation, Value: "fake", Effect: v1.TaintEffectNoSchedule}}
-		node.Status.Conditions = nil
-		if _, err := s.cs.CoreV1().Nodes().Create(s.ctx, node, metav1.CreateOptions{}); err != nil {
-			s.t.Fatalf("creating node %s: %v", node.Name, err)
-		}
-		s.nodes++
-		names = append(names, node.Name)
+		// testutil.Node has the ephemeral storage MPIJob launchers ask for.
+		nodes = append(nodes, testutil.Node(fmt.Sprintf("%s-%d", s.id, s.nodes+i), nodeCPU, "16Gi", map[string]string{testLabel: s.id}))
 	}
-	err := wait.PollUntilContextTimeout(s.ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		for _, name := range names {
-			n, err := s.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			if err != nil || !nodeReady(n) {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		s.t.Fatalf("fake nodes %v never became Ready (is KWOK running?): %v", names, err)
-	}
-	return names
-}
-
-func nodeReady(n *v1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == v1.NodeReady {
-			return c.Status == v1.ConditionTrue
-		}
-	}
-	return false
+	s.nodes += n
+	return testutil.CreateKWOKNodes(s.ctx, s.t, s.cs, nodes, time.Minute)
 }
 
 // --- the objects users write ------------------------------------------------------------
