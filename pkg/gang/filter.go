@@ -85,7 +85,9 @@ func planFor(state fwk.CycleState, key string, plan *placement.Plan, pod *v1.Pod
 		nodes = sets.New(node)
 	}
 	state.Write(planStateKey, &planState{group: key, domain: plan.Domain, nodes: nodes})
-	return &fwk.PreFilterResult{NodeNames: nodes.Clone()}
+	// Shared with Filter's state: the framework never changes a plugin's
+	// NodeNames (PreFilterResult.Merge clones or intersects).
+	return &fwk.PreFilterResult{NodeNames: nodes}
 }
 
 // joinDomain keeps a member of a topology group that has no plan (the group
