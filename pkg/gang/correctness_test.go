@@ -350,20 +350,28 @@ func TestFilterKeepsMembersInPlan(t *testing.T) {
 			if _, s, _ := e.fh.RunPreFilterPlugins(e.ctx, state, tc.pod); !s.IsSuccess() {
 				t.Fatalf("PreFilter: %v", s)
 			}
-			var pass []string
-			for _, ni := range nodes {
-				s := e.fh.RunFilterPlugins(e.ctx, state, tc.pod, ni)
-				switch {
-				case s.IsSuccess():
-					pass = append(pass, ni.Node().Name)
-				case s.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(s.Message(), "outside the plan of PodGroup ns/pg (domain rack-a)"):
-					t.Errorf("Filter on %s: %v", ni.Node().Name, s)
-				}
-			}
-			if diff := cmp.Diff(tc.wantPass, pass); diff != "" {
-				t.Errorf("nodes passing Filter (-want +got):\n%s", diff)
-			}
+			checkFilter(t, e, state, tc.pod, nodes, tc.wantPass, "outside the plan of PodGroup ns/pg (domain rack-a)")
 		})
+	}
+}
+
+// checkFilter runs the Filter plugins for pod on every node and compares
+// the nodes that pass with wantPass; every other node must be refused as
+// unresolvable with wantMsg.
+func checkFilter(t *testing.T, e *testEnv, state fwk.CycleState, pod *v1.Pod, nodes []fwk.NodeInfo, wantPass []string, wantMsg string) {
+	t.Helper()
+	var pass []string
+	for _, ni := range nodes {
+		s := e.fh.RunFilterPlugins(e.ctx, state, pod, ni)
+		switch {
+		case s.IsSuccess():
+			pass = append(pass, ni.Node().Name)
+		case s.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(s.Message(), wantMsg):
+			t.Errorf("Filter on %s: %v", ni.Node().Name, s)
+		}
+	}
+	if diff := cmp.Diff(wantPass, pass); diff != "" {
+		t.Errorf("nodes passing Filter (-want +got):\n%s", diff)
 	}
 }
 
@@ -431,19 +439,7 @@ func TestFilterKeepsJoinersInDomain(t *testing.T) {
 			if len(tc.wantPass) < len(nodes) && (res == nil || !res.NodeNames.Equal(sets.New(tc.wantPass...))) {
 				t.Errorf("PreFilterResult: got %v, want %v", res, tc.wantPass)
 			}
-			var pass []string
-			for _, ni := range tf.BuildNodeInfos(nodes) {
-				s := e.fh.RunFilterPlugins(e.ctx, state, joiner, ni)
-				switch {
-				case s.IsSuccess():
-					pass = append(pass, ni.Node().Name)
-				case s.Code() != fwk.UnschedulableAndUnresolvable || !strings.Contains(s.Message(), "outside the domain rack=a where PodGroup ns/racked is placed"):
-					t.Errorf("Filter on %s: %v", ni.Node().Name, s)
-				}
-			}
-			if diff := cmp.Diff(tc.wantPass, pass); diff != "" {
-				t.Errorf("nodes passing Filter (-want +got):\n%s", diff)
-			}
+			checkFilter(t, e, state, joiner, tf.BuildNodeInfos(nodes), tc.wantPass, "outside the domain rack=a where PodGroup ns/racked is placed")
 		})
 	}
 }
