@@ -62,12 +62,14 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 	if len(bare) > 0 {
 		groupRejections.WithLabelValues("bind_failed_kept").Inc()
 		logger.Info("Admitted member failed to bind; siblings without a controller keep their nodes", "pod", klog.KObj(failed), "podGroup", key, "bare", bare)
-		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangBindFailed", "Binding", podgroup.TruncateNote(fmt.Sprintf(
+		pl.handle.EventRecorder().Eventf(pg, failed, v1.EventTypeWarning, "GangBindFailed", "Binding", podgroup.TruncateNote(fmt.Sprintf(
 			"%s; %d sibling(s) keep their nodes because no controller would recreate them (%v), so the group is below its quorum of %d until %s binds",
 			cause, len(kept), bare, quorum, failed.Name)))
 		return
 	}
 	groupRejections.WithLabelValues("bind_failed").Inc()
+	backoff := pl.groups.bindFailed(key, cause, pl.clock.Now(), pl.backoff())
+	pl.activateAfterBackoff(key)
 	// Siblings still before their bind stop there; the rest are evicted.
 	msg := cause + "; the group is released to retry whole"
 	for _, m := range kept {
@@ -75,8 +77,8 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 			p.CancelPod(msg)
 		}
 	}
-	pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangReleased", "Binding", podgroup.TruncateNote(fmt.Sprintf(
-		"%s; releasing %d admitted sibling(s) (their controllers recreate them) so the group retries whole", cause, len(kept))))
+	pl.handle.EventRecorder().Eventf(pg, failed, v1.EventTypeWarning, "GangReleased", "Binding", podgroup.TruncateNote(fmt.Sprintf(
+		"%s; releasing %d admitted sibling(s) (their controllers recreate them) so the group retries whole in %s", cause, len(kept), backoff)))
 	evictor := pl.evictor()
 	evictor.Action = "Released"
 	// The PodGroup's event is the one above.

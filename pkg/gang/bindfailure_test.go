@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/utils/ptr"
 )
@@ -106,11 +107,78 @@ func TestBindFailureAfterAdmission(t *testing.T) {
 			case tc.wantEvent != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tc.wantEvent)):
 				t.Errorf("events %q, want one starting %q", got, tc.wantEvent)
 			}
+			// A released group backs off before it is admitted again: a
+			// binding refused for good would otherwise cycle it through
+			// partly bound as fast as its controller recreates members.
+			_, _, backingOff := e.pl.groups.backingOff(testKey, e.pl.clock.Now())
+			if want := len(tc.wantEvicted) > 0; backingOff != want {
+				t.Errorf("backing off after the bind failure = %v, want %v", backingOff, want)
+			}
 			// The siblings' own Unreserve (their cancelled bindings) is
 			// not a second failure.
 			e.unreserve(e.ctx, pods[1], "node1")
 			if _, again := e.pl.groups.admittedSiblings(testKey, pods[0].UID); again {
 				t.Errorf("a second member's Unreserve is treated as another bind failure")
+			}
+		})
+	}
+}
+
+// TestTombstoneOfABindingMember (review F7): the informer delivers a
+// member's deletion as a tombstone while its binding cycle is still in
+// PreBind. Its reservation must stay until its Unreserve: that Unreserve is
+// the bind failure that releases the sibling already bound, and without the
+// reservation it would be taken for a stale member's and the sibling would
+// run alone.
+func TestTombstoneOfABindingMember(t *testing.T) {
+	tests := []struct {
+		name        string
+		inPreBind   bool
+		wantEvicted []string
+	}{
+		{name: "still in PreBind: its Unreserve releases the bound sibling", inPreBind: true, wantEvicted: []string{"m1"}},
+		// Its cycle is over (bound while the watch was away): no Unreserve
+		// will come, so the tombstone settles it.
+		{name: "cycle over: the tombstone settles it", inPreBind: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			evicted := e.recordEvictions()
+			e.addPodGroups(makePG(testPG, 2))
+			pods := members(2, "1")
+			owned(pods[0])
+			owned(pods[1])
+			e.informerAdd(pods...)
+			e.park("node1", pods[0])
+			if s, _ := e.reserveAndPermit(pods[1], "node1"); !s.IsSuccess() {
+				t.Fatalf("Permit %s: %v, want the quorum admitted", pods[1].Name, s)
+			}
+			if s := e.outcome(pods[0]); !s.IsSuccess() {
+				t.Fatalf("%s not allowed: %v", pods[0].Name, s)
+			}
+			e.informerBind(pods[0], "node1")
+			if tc.inPreBind {
+				e.fh.AddPodInPreBind(pods[1].UID, func(error) {})
+			}
+			e.deletePod(pods[1])
+			e.pl.onPodDelete(cache.DeletedFinalStateUnknown{Key: "ns/m2", Obj: pods[1]})
+			if !tc.inPreBind {
+				if n := e.pl.groups.reservedCount(testKey); n != 0 {
+					t.Errorf("%d reservations left after the tombstone of a member whose cycle is over", n)
+				}
+				return
+			}
+			e.fh.RemovePodInPreBind(pods[1].UID)
+			// Its binding fails: the pod is gone.
+			e.unreserve(e.ctx, pods[1], "node1")
+			if err := wait.PollUntilContextTimeout(e.ctx, 10*time.Millisecond, outcomeTimeout, true, func(_ context.Context) (bool, error) {
+				return len(evicted()) == len(tc.wantEvicted), nil
+			}); err != nil {
+				t.Fatalf("evicted %v, want %v: the sibling runs without its group", evicted(), tc.wantEvicted)
+			}
+			if diff := cmp.Diff(tc.wantEvicted, evicted()); diff != "" {
+				t.Errorf("evicted (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -175,7 +175,7 @@ func TestMemoryForgottenWhenGone(t *testing.T) {
 				pg := e.pgObj()
 				e.deletePodGroup(pg)
 				e.pl.onPodGroupDelete(pg)
-				e.pl.rejectGroup(testKey, pg, "no_fit", "2/2 members fit (0 placed, 0 more fit of 2 needed)", false)
+				e.pl.rejectGroup(testKey, pg, nil, "no_fit", "2/2 members fit (0 placed, 0 more fit of 2 needed)", false)
 			},
 		},
 		{

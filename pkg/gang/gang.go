@@ -17,17 +17,19 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/clock"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
-	schedinformers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
 	schedv1alpha1informers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions/scheduling/v1alpha1"
 	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 
@@ -44,8 +46,10 @@ const Name = "CoschedGang"
 // maxPermitWait is the framework's cap on a Permit wait.
 const maxPermitWait = 15 * time.Minute
 
-// informerSyncTimeout bounds how long New waits for PodGroups to list, so a
-// cluster without the CRD fails the scheduler's start with a clear error.
+// informerSyncTimeout is how long PodGroups may take to list once the
+// scheduler started its informers before cosched says, in its log, what is
+// likely wrong (the CRD or the RBAC rule missing). The scheduler waits for
+// every informer to sync before it schedules anything.
 const informerSyncTimeout = 30 * time.Second
 
 // CoschedGang is the gang scheduling plugin.
@@ -58,8 +62,10 @@ type CoschedGang struct {
 	podGroups schedlisters.PodGroupLister
 	// pods is the scheduler's own pod cache, indexed by group. It holds
 	// non-terminal pods only, which is what quorum counts.
-	pods   cache.Indexer
-	groups *groupTracker
+	pods cache.Indexer
+	// members counts each group's pods as the pod cache shows them.
+	members *memberIndex
+	groups  *groupTracker
 	hints  hintMemo
 	clock  clock.WithDelayedExecution
 	// guarding holds the groups the gang guard will check soon.
@@ -78,7 +84,10 @@ var (
 )
 
 // New builds the plugin: it decodes its args, indexes the scheduler's pod
-// informer by group and joins the scheduler's shared PodGroup informer.
+// informer by group and joins the scheduler's shared PodGroup informer. It
+// starts nothing: the PodGroup informer is registered with the scheduler's
+// informer factory, which the scheduler starts and syncs before it schedules,
+// and the status writer starts once that has happened.
 func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
 	args, err := config.Decode(obj, field.NewPath("pluginConfig").Key(Name).Child("args"))
 	if err != nil {
@@ -98,7 +107,7 @@ func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin
 			return nil, err
 		}
 	}
-	pl, err := buildPlugin(ctx, handle, args, shared.informer.Lister(), shared.groups)
+	pl, err := buildPlugin(ctx, handle, args, shared.informer.Lister(), shared.groups, shared.members)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +127,7 @@ type schedulerShared struct {
 	client       versioned.Interface
 	informer     schedv1alpha1informers.PodGroupInformer
 	groups       *groupTracker
+	members      *memberIndex
 	watcher      sync.Once
 	watchErr     error
 	statusWriter sync.Once
@@ -194,16 +204,13 @@ func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error)
 	if err != nil {
 		return nil, fmt.Errorf("building the PodGroup client: %w", err)
 	}
-	factory := schedinformers.NewSharedInformerFactory(client, 0)
-	pgInformer := factory.Scheduling().V1alpha1().PodGroups()
-	pgInformer.Informer() // register before Start
-	factory.Start(ctx.Done())
-	syncCtx, cancel := context.WithTimeout(ctx, informerSyncTimeout)
-	defer cancel()
-	if !cache.WaitForCacheSync(syncCtx.Done(), pgInformer.Informer().HasSynced) {
-		return nil, fmt.Errorf("PodGroups (scheduling.x-k8s.io/v1alpha1) did not list within %s: is the CRD installed (manifests/crds) and may the scheduler list podgroups?", informerSyncTimeout)
-	}
-	s := &schedulerShared{client: client, informer: pgInformer, groups: newGroupTracker()}
+	// The scheduler's factory starts the PodGroup informer with its own
+	// and waits for all of them before the first scheduling cycle.
+	pgInformer := podGroupInformer{key.InformerFor(&schedv1alpha1.PodGroup{}, func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return schedv1alpha1informers.NewPodGroupInformer(client, metav1.NamespaceAll, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	})}
+	go warnIfPodGroupsDoNotList(ctx, pgInformer.Informer())
+	s := &schedulerShared{client: client, informer: pgInformer, groups: newGroupTracker(), members: newMemberIndex()}
 	reportWhileRunning(ctx, s.groups)
 	// CoschedPreemption reads PodGroups here instead of from the API server.
 	unshare := preemption.SharePodGroupLister(key, pgInformer.Lister())
@@ -218,11 +225,47 @@ func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error)
 	return s, nil
 }
 
+// podGroupInformer is a PodGroup informer of the scheduler's factory, as the
+// generated PodGroupInformer interface the status writer takes.
+type podGroupInformer struct{ informer cache.SharedIndexInformer }
+
+func (i podGroupInformer) Informer() cache.SharedIndexInformer { return i.informer }
+func (i podGroupInformer) Lister() schedlisters.PodGroupLister {
+	return schedlisters.NewPodGroupLister(i.informer.GetIndexer())
+}
+
+// syncedAfterStart waits until informer has synced, which happens only after
+// the scheduler started its informer factory, and reports whether it did.
+// It gives up when ctx ends or, if patience is positive, that long after the
+// informer started (not before: a scheduler may wait long for its lease).
+func syncedAfterStart(ctx context.Context, informer cache.SharedIndexInformer, patience time.Duration) bool {
+	started, _ := informer.(interface{ HasStarted() bool })
+	var startedAt time.Time
+	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		if informer.HasSynced() {
+			return true, nil
+		}
+		if startedAt.IsZero() && (started == nil || started.HasStarted()) {
+			startedAt = time.Now()
+		}
+		return patience > 0 && !startedAt.IsZero() && time.Since(startedAt) > patience, nil
+	})
+	return informer.HasSynced()
+}
+
+// warnIfPodGroupsDoNotList says in the log what is likely wrong when the
+// PodGroups do not list: the scheduler schedules nothing until they do.
+func warnIfPodGroupsDoNotList(ctx context.Context, informer cache.SharedIndexInformer) {
+	if !syncedAfterStart(ctx, informer, informerSyncTimeout) && ctx.Err() == nil {
+		klog.FromContext(ctx).Error(nil, "PodGroups (scheduling.x-k8s.io/v1alpha1) do not list, and the scheduler schedules nothing until they do: is the CRD installed (manifests/crds) and may the scheduler list and watch podgroups?", "waited", informerSyncTimeout)
+	}
+}
+
 // newPlugin wires the plugin to its informers; tests call it with fakes.
 func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
 	groups := newGroupTracker()
 	reportWhileRunning(ctx, groups)
-	pl, err := buildPlugin(ctx, handle, args, pgLister, groups)
+	pl, err := buildPlugin(ctx, handle, args, pgLister, groups, newMemberIndex())
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +273,7 @@ func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangA
 }
 
 // buildPlugin makes a plugin instance over the given group memory.
-func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, groups *groupTracker) (*CoschedGang, error) {
+func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, groups *groupTracker, members *memberIndex) (*CoschedGang, error) {
 	podInformer := handle.SharedInformerFactory().Core().V1().Pods().Informer()
 	if err := podgroup.AddIndex(podInformer); err != nil {
 		return nil, fmt.Errorf("indexing pods by group: %w", err)
@@ -242,6 +285,7 @@ func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGan
 		args:      args,
 		podGroups: pgLister,
 		pods:      podInformer.GetIndexer(),
+		members:   members,
 		groups:    groups,
 		clock:     clock.RealClock{},
 	}, nil
@@ -333,37 +377,37 @@ type memberCounts struct {
 
 // countMembers counts key's members; self is counted even if the pod cache
 // has not caught up with it yet.
+//
+// The counts come from the member index; only wantPending (once per
+// attempt, for the fit check or the plan) lists the group's pods.
+// Reservations whose pods the cache no longer lists, or shows being
+// deleted, do not count: the framework unreserves them shortly.
 func (pl *CoschedGang) countMembers(key string, self *v1.Pod, wantPending bool) memberCounts {
-	reserved := pl.groups.reservedMembers(key)
 	var c memberCounts
-	selfSeen := self == nil
+	_, c.live, c.bound = pl.members.counts(key)
+	c.placed = c.bound + pl.groups.placedBeyondBound(key, pl.members)
+	selfUnseen := self != nil && self.DeletionTimestamp == nil && !pl.members.has(key, self.UID)
+	if selfUnseen {
+		c.live++
+	}
+	if !wantPending {
+		return c
+	}
+	reserved := pl.groups.reservedMembers(key)
+	selfListed := self == nil
 	for _, pod := range podgroup.Members(pl.pods, key) {
 		if self != nil && pod.UID == self.UID {
-			selfSeen = true
+			selfListed = true
 		}
-		if pod.DeletionTimestamp != nil {
-			continue
-		}
-		c.live++
-		_, isReserved := reserved[pod.UID]
-		if pod.Spec.NodeName != "" {
-			c.bound++
-		}
-		switch {
-		case pod.Spec.NodeName != "" || isReserved:
-			c.placed++
-		case wantPending:
+		if _, isReserved := reserved[pod.UID]; !isReserved && pod.DeletionTimestamp == nil && pod.Spec.NodeName == "" {
 			c.pending = append(c.pending, pod)
 		}
 	}
-	if !selfSeen && self.DeletionTimestamp == nil {
-		c.live++
-		if wantPending && self.Spec.NodeName == "" {
+	if !selfListed && self.DeletionTimestamp == nil && self.Spec.NodeName == "" {
+		if _, isReserved := reserved[self.UID]; !isReserved {
 			c.pending = append(c.pending, self)
 		}
 	}
-	// Reservations whose pods the cache no longer lists were deleted; the
-	// framework unreserves them shortly. They do not count.
 	return c
 }
 
@@ -383,7 +427,15 @@ func (pl *CoschedGang) rejectWaiting(uids []types.UID, msg string) int {
 // rejectGroup fails the group's attempt: every member holding a reservation
 // is rejected and releases it, the group backs off, and the first report of
 // a failure becomes a metric, a log line and an event on the PodGroup.
-func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, reason, cause string, retryAfterBackoff bool) {
+//
+// related (the member whose cycle failed, or the node that went away; nil
+// if none) is the event's related object. client-go folds events with the
+// same regarding and related objects into one series that keeps the first
+// note, and a stuck PodGroup's resourceVersion does not change: without it,
+// a new cause (room freed, a node labeled) would never reach kubectl
+// describe. A member's resourceVersion moves each time the scheduler writes
+// a new reason on it.
+func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, related runtime.Object, reason, cause string, retryAfterBackoff bool) {
 	backoff := pl.backoff()
 	if reason == "no_fit" || reason == "members_disagree" {
 		// Nothing placed, nothing held: retrying soon helps only if the
@@ -412,7 +464,7 @@ func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, reaso
 		if released > 0 {
 			note = fmt.Sprintf("%s; released %d waiting member(s)", cause, released)
 		}
-		pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "GangRejected", "Scheduling", podgroup.TruncateNote(note))
+		pl.handle.EventRecorder().Eventf(pg, related, v1.EventTypeWarning, "GangRejected", "Scheduling", podgroup.TruncateNote(note))
 	}
 }
 

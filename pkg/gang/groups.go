@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/cosched/cosched/pkg/placement"
 )
@@ -56,6 +55,11 @@ type groupState struct {
 	// noFitStreak counts the rejections in a row of a group that cannot be
 	// placed at all; its backoff grows with them.
 	noFitStreak int
+	// bindFailStreak counts the admissions in a row that ended with a
+	// member failing to bind and its siblings released. An admission does
+	// not end it (the next may fail the same way); the group running whole
+	// does.
+	bindFailStreak int
 }
 
 // preemptionInFlight remembers whom a group preempted, so that it does not
@@ -140,7 +144,7 @@ func (t *groupTracker) getOrCreateLocked(key string) *groupState {
 // remember, so the map only holds groups in flight or recently rejected.
 func (t *groupTracker) dropIfIdleLocked(key string) {
 	if g, ok := t.groups[key]; ok && len(g.reserved) == 0 && len(g.releasing) == 0 &&
-		g.rejectedAt.IsZero() && !g.activationPending && g.plan == nil && g.preemption == nil {
+		g.rejectedAt.IsZero() && !g.activationPending && g.plan == nil && g.preemption == nil && g.bindFailStreak == 0 {
 		delete(t.groups, key)
 	}
 }
@@ -248,12 +252,12 @@ type permitDecision struct {
 
 // permit decides, under one lock, whether uid's attempt is still current
 // and whether it has reached its quorum, so a rejection cannot slip between
-// counting and admitting. bound are the members the pod cache shows bound,
-// live those it still lists (nil: all); a reservation of a member deleted
-// while it reserved or waited counts for nothing, though its Unreserve may
-// come only after its own Permit wait. wait is the Permit wait the member
-// gets if it must wait.
-func (t *groupTracker) permit(key string, uid types.UID, bound, live sets.Set[types.UID], quorum int, now time.Time, wait time.Duration) permitDecision {
+// counting and admitting. members tells which members the pod cache shows
+// bound and which it still lists; a reservation of a member deleted while it
+// reserved or waited counts for nothing, though its Unreserve may come only
+// after its own Permit wait. wait is the Permit wait the member gets if it
+// must wait.
+func (t *groupTracker) permit(key string, uid types.UID, members *memberIndex, quorum int, now time.Time, wait time.Duration) permitDecision {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.groups[key]
@@ -263,12 +267,8 @@ func (t *groupTracker) permit(key string, uid types.UID, bound, live sets.Set[ty
 	if _, current := g.reserved[uid]; !current {
 		return permitDecision{verdict: verdictStale}
 	}
-	d := permitDecision{placed: bound.Len()}
-	for r := range g.reserved {
-		if !bound.Has(r) && (live == nil || live.Has(r)) {
-			d.placed++
-		}
-	}
+	_, _, bound := members.counts(key)
+	d := permitDecision{placed: bound + members.pendingAmong(key, g.reserved)}
 	if d.placed < quorum || tooLate(g, now) {
 		// Too late: the first waiter's own Permit timer ends the attempt
 		// as a timeout (R3 in docs/design.md).
@@ -518,7 +518,7 @@ func (t *groupTracker) forgetHistory(key string) {
 	if !ok {
 		return
 	}
-	g.rejectedAt, g.backoffUntil, g.lastReason, g.noFitStreak = time.Time{}, time.Time{}, "", 0
+	g.rejectedAt, g.backoffUntil, g.lastReason, g.noFitStreak, g.bindFailStreak = time.Time{}, time.Time{}, "", 0, 0
 	g.plan, g.preemption, g.activationPending = nil, nil, false
 	t.dropIfIdleLocked(key)
 }
@@ -572,11 +572,52 @@ func (t *groupTracker) escalatedBackoff(key string, base time.Duration) time.Dur
 	defer t.mu.Unlock()
 	g := t.getOrCreateLocked(key)
 	g.noFitStreak++
+	return escalate(base, g.noFitStreak)
+}
+
+// escalate returns base doubled for each repeat in a streak of n, at most
+// maxBackoffFactor times base.
+func escalate(base time.Duration, n int) time.Duration {
 	backoff := base
-	for i := 1; i < g.noFitStreak && backoff < maxBackoffFactor*base; i++ {
+	for i := 1; i < n && backoff < maxBackoffFactor*base; i++ {
 		backoff *= 2
 	}
 	return min(backoff, maxBackoffFactor*base)
+}
+
+// bindFailed starts the backoff of a group whose admitted attempt was
+// released because a member failed to bind, and returns it. It escalates
+// with each such attempt in a row: while a binding is refused for good
+// (a webhook, a quota), the group is otherwise admitted, partly bound and
+// released again as fast as its controller recreates the members.
+func (t *groupTracker) bindFailed(key, reason string, now time.Time, base time.Duration) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.getOrCreateLocked(key)
+	g.bindFailStreak++
+	backoff := escalate(base, g.bindFailStreak)
+	g.rejectedAt, g.backoffUntil, g.lastReason = now, now.Add(backoff), reason
+	return backoff
+}
+
+// bindFailures returns the group's bindFailStreak.
+func (t *groupTracker) bindFailures(key string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[key]; ok {
+		return g.bindFailStreak
+	}
+	return 0
+}
+
+// ranWhole ends the group's streak of bind failures once it runs whole.
+func (t *groupTracker) ranWhole(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[key]; ok && len(g.reserved) == 0 {
+		g.bindFailStreak = 0
+		t.dropIfIdleLocked(key)
+	}
 }
 
 // rejectedAt returns when the group was last rejected, zero if never.
@@ -667,4 +708,15 @@ func (t *groupTracker) size() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.groups)
+}
+
+// placedBeyondBound counts key's reservations whose members the pod cache
+// shows live and not yet bound.
+func (t *groupTracker) placedBeyondBound(key string, members *memberIndex) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[key]; ok && len(g.reserved) > 0 {
+		return members.pendingAmong(key, g.reserved)
+	}
+	return 0
 }

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 // trackerStep is one call on a groupTracker, at baseTime+at.
@@ -443,6 +444,7 @@ func TestGroupTrackerGroupsAreSeparate(t *testing.T) {
 // queue's Less do; run it with -race.
 func TestGroupTrackerConcurrent(t *testing.T) {
 	tr := newGroupTracker()
+	members := newMemberIndex()
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -450,8 +452,9 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 			for i := range 200 {
 				uid := types.UID(fmt.Sprintf("m%d-%d", g, i))
 				now := baseTime.Add(time.Duration(i) * time.Millisecond)
+				members.set(key, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}})
 				tr.reserve(key, uid, "node1")
-				tr.permit(key, uid, sets.New[types.UID](), nil, 2, now, time.Minute)
+				tr.permit(key, uid, members, 2, now, time.Minute)
 				_ = tr.reservedMembers(key)
 				_ = tr.rejectedAt(key)
 				_, _, _ = tr.backingOff(key, now)
@@ -491,7 +494,61 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 // quorum, which starts (or continues) the attempt's wait.
 func startWaiting(tr *groupTracker, key string, now time.Time) bool {
 	for uid := range tr.reservedMembers(key) {
-		return tr.permit(key, uid, sets.New[types.UID](), nil, 1<<30, now, time.Minute).firstWaiter
+		return tr.permit(key, uid, newMemberIndex(), 1<<30, now, time.Minute).firstWaiter
 	}
 	return false
+}
+
+// TestBindFailureBackoff: attempts released after a bind failure back off
+// longer each time in a row; the group running whole, or losing its pods,
+// ends the streak, and the tracker keeps a group only while it has one.
+func TestBindFailureBackoff(t *testing.T) {
+	const base = time.Second
+	tests := []struct {
+		name string
+		// failures bind failures in a row, then end is "", "ranWhole" or
+		// "forgetHistory", then one more failure.
+		failures int
+		end      string
+		want     []time.Duration
+	}{
+		{name: "doubles with each failure in a row up to the cap", failures: 5, want: []time.Duration{1 * base, 2 * base, 4 * base, 6 * base, 6 * base, 6 * base}},
+		{name: "running whole starts over", failures: 3, end: "ranWhole", want: []time.Duration{1 * base, 2 * base, 4 * base, 1 * base}},
+		{name: "no pods left starts over", failures: 2, end: "forgetHistory", want: []time.Duration{1 * base, 2 * base, 1 * base}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newGroupTracker()
+			var got []time.Duration
+			now := baseTime
+			for i := 0; i < tc.failures; i++ {
+				// Each attempt is admitted before its member fails.
+				tr.reserve("g", "a", "n1")
+				tr.admitAll("g", now)
+				tr.unreserved("g", "a")
+				got = append(got, tr.bindFailed("g", "refused", now, base))
+				if tr.size() != 1 {
+					t.Fatalf("after failure %d the tracker holds %d groups, want 1: the streak must survive the admission", i+1, tr.size())
+				}
+				if reason, left, ok := tr.backingOff("g", now); !ok || reason != "refused" || left != got[i] {
+					t.Fatalf("after failure %d backingOff = %q, %s, %v; want refused, %s, true", i+1, reason, left, ok, got[i])
+				}
+				now = now.Add(got[i])
+			}
+			switch tc.end {
+			case "ranWhole":
+				tr.admitAll("g", now)
+				tr.ranWhole("g")
+			case "forgetHistory":
+				tr.forgetHistory("g")
+			}
+			if tc.end != "" && tr.size() != 0 {
+				t.Errorf("after %s the tracker still holds the group", tc.end)
+			}
+			got = append(got, tr.bindFailed("g", "refused", now, base))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("backoffs (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

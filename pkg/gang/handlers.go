@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
@@ -23,7 +24,11 @@ func (pl *CoschedGang) onPodAdd(obj any) {
 		return
 	}
 	key, pg := pl.podGroupOf(pod)
-	if key == "" || pg == nil {
+	if key == "" {
+		return
+	}
+	pl.members.set(key, pod)
+	if pg == nil {
 		return
 	}
 	if pod.Spec.NodeName != "" {
@@ -36,13 +41,22 @@ func (pl *CoschedGang) onPodAdd(obj any) {
 	}
 }
 
-// onPodUpdate ends a member's reservation once the cache shows it bound.
-// A member newly marked as preempted by a scheduler wakes the gang guard.
+// onPodUpdate keeps the member index current and ends a member's
+// reservation once the cache shows it bound. A member newly marked as
+// preempted by a scheduler wakes the gang guard.
 func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
 	oldPod, ok1 := oldObj.(*v1.Pod)
 	newPod, ok2 := newObj.(*v1.Pod)
 	if !ok1 || !ok2 {
 		return
+	}
+	// Labels can change: a pod relabeled into another group moves.
+	oldKey, newKey := podgroup.KeyOf(oldPod), podgroup.KeyOf(newPod)
+	if oldKey != "" && oldKey != newKey {
+		pl.members.remove(oldKey, oldPod.UID)
+	}
+	if newKey != "" {
+		pl.members.set(newKey, newPod)
 	}
 	if preemptedByScheduler(newPod) && !preemptedByScheduler(oldPod) {
 		pl.guardAfterPreemption(newPod)
@@ -52,6 +66,24 @@ func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
 	}
 	if key := podgroup.KeyOf(newPod); key != "" {
 		pl.groups.settled(key, newPod.UID)
+		pl.endBindFailures(key)
+	}
+}
+
+// endBindFailures ends the group's streak of bind failures once its quorum is
+// bound and nothing of it is still in flight. Only a group with a streak pays
+// for the member count.
+func (pl *CoschedGang) endBindFailures(key string) {
+	if pl.groups.bindFailures(key) == 0 || pl.groups.reservedCount(key) > 0 {
+		return
+	}
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	pg, err := pl.podGroups.PodGroups(ns).Get(name)
+	if err != nil {
+		return
+	}
+	if pl.countMembers(key, nil, false).bound >= podgroup.MinMember(pg) {
+		pl.groups.ranWhole(key)
 	}
 }
 
@@ -61,10 +93,12 @@ func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
 // A deleted pod releases nothing more, so its releasing entry goes. Its
 // reservation goes when the pod was bound, or when the informer lost track of
 // it (a tombstone: a bind and the delete may both have been missed, and then
-// no Unreserve ever comes). A reservation of a pod deleted while it waits or
-// binds stays until its Unreserve, which the framework always runs for it;
-// that Unreserve is what fails the group's attempt. Once the group has no
-// pods left, what it remembers for them goes too (R5 in docs/design.md).
+// no Unreserve ever comes) and the framework does not hold it at Permit or
+// PreBind. A reservation of a pod deleted while it waits or binds stays until
+// its Unreserve, which the framework always runs for it; that Unreserve is
+// what fails the group's attempt, and it must find the reservation to release
+// the member's admitted siblings. Once the group has no pods left, what it
+// remembers for them goes too (R5 in docs/design.md).
 func (pl *CoschedGang) onPodDelete(obj any) {
 	tomb, lostTrack := obj.(cache.DeletedFinalStateUnknown)
 	if lostTrack {
@@ -78,8 +112,9 @@ func (pl *CoschedGang) onPodDelete(obj any) {
 	if key == "" {
 		return
 	}
+	pl.members.remove(key, pod.UID)
 	defer pl.forgetIfGone(key)
-	if pod.Spec.NodeName != "" || lostTrack {
+	if pod.Spec.NodeName != "" || lostTrack && !pl.inFlight(pod.UID) {
 		pl.groups.settled(key, pod.UID)
 	} else {
 		pl.groups.forgetReleased(key, pod.UID)
@@ -103,7 +138,7 @@ func (pl *CoschedGang) onPodDelete(obj any) {
 	c := pl.countMembers(key, nil, false)
 	if quorum := podgroup.MinMember(pg); c.live < quorum {
 		cause := fmt.Sprintf("member %s/%s was deleted; %d/%d pods remain", pod.Namespace, pod.Name, c.live, quorum)
-		pl.rejectGroup(key, pg, "member_deleted", cause, false)
+		pl.rejectGroup(key, pg, nil, "member_deleted", cause, false)
 	}
 }
 
@@ -157,7 +192,7 @@ func (pl *CoschedGang) onPodGroupUpdate(oldObj, newObj any) {
 		}
 	case c.live < quorum:
 		cause := fmt.Sprintf("minMember changed from %d to %d; only %d pods exist", old.Spec.MinMember, pg.Spec.MinMember, c.live)
-		pl.rejectGroup(key, pg, "quorum_changed", cause, false)
+		pl.rejectGroup(key, pg, nil, "quorum_changed", cause, false)
 	}
 }
 
@@ -196,7 +231,7 @@ func (pl *CoschedGang) forgetIfGone(key string) {
 		pl.forgetGroup(key)
 		return
 	}
-	if len(podgroup.Members(pl.pods, key)) == 0 {
+	if all, _, _ := pl.members.counts(key); all == 0 {
 		pl.groups.forgetHistory(key)
 	}
 }
@@ -215,11 +250,17 @@ func (pl *CoschedGang) onNodeDelete(obj any) {
 	for _, key := range pl.groups.groupsOnNode(node.Name) {
 		ns, name, _ := cache.SplitMetaNamespaceKey(key)
 		pg, _ := pl.podGroups.PodGroups(ns).Get(name)
-		pl.rejectGroup(key, pg, "node_deleted", fmt.Sprintf("node %s, which a waiting member had reserved, was deleted", node.Name), true)
+		pl.rejectGroup(key, pg, node, "node_deleted", fmt.Sprintf("node %s, which a waiting member had reserved, was deleted", node.Name), true)
 	}
 }
 
 // finished reports whether pod ran to completion (Succeeded or Failed).
 func finished(pod *v1.Pod) bool {
 	return pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
+}
+
+// inFlight reports whether the framework holds the pod at Permit or PreBind:
+// its cycle is not over, and its Unreserve or bind will still come.
+func (pl *CoschedGang) inFlight(uid types.UID) bool {
+	return pl.handle.GetWaitingPod(uid) != nil || pl.handle.GetPodInPreBind(uid) != nil
 }

@@ -287,12 +287,16 @@ func (e *testEnv) deletePodGroup(pg *schedv1alpha1.PodGroup) {
 	}
 }
 
-// addPods puts pods in the scheduler's pod informer (as the plugin sees it).
+// addPods puts pods in the scheduler's pod informer and the member index
+// (as the plugin sees them), without running the plugin's handlers.
 func (e *testEnv) addPods(pods ...*v1.Pod) {
 	e.t.Helper()
 	for _, pod := range pods {
 		if err := e.pl.pods.Add(pod); err != nil {
 			e.t.Fatal(err)
+		}
+		if key := podgroup.KeyOf(pod); key != "" {
+			e.pl.members.set(key, pod)
 		}
 	}
 }
@@ -302,12 +306,18 @@ func (e *testEnv) updatePod(pod *v1.Pod) {
 	if err := e.pl.pods.Update(pod); err != nil {
 		e.t.Fatal(err)
 	}
+	if key := podgroup.KeyOf(pod); key != "" {
+		e.pl.members.set(key, pod)
+	}
 }
 
 func (e *testEnv) deletePod(pod *v1.Pod) {
 	e.t.Helper()
 	if err := e.pl.pods.Delete(pod); err != nil {
 		e.t.Fatal(err)
+	}
+	if key := podgroup.KeyOf(pod); key != "" {
+		e.pl.members.remove(key, pod.UID)
 	}
 }
 
@@ -570,4 +580,14 @@ func newFit(ctx context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, er
 		Resources: []schedconfig.ResourceSpec{{Name: "cpu", Weight: 1}, {Name: "memory", Weight: 1}},
 	}}
 	return noderesources.NewFit(ctx, args, h, plfeature.Features{})
+}
+
+// updatePodThroughInformer replaces old with updated in the pod informer and
+// delivers the Update event to the plugin's handler.
+func (e *testEnv) updatePodThroughInformer(old, updated *v1.Pod) {
+	e.t.Helper()
+	if err := e.pl.pods.Update(updated); err != nil {
+		e.t.Fatal(err)
+	}
+	e.pl.onPodUpdate(old, updated)
 }

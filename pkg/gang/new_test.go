@@ -4,8 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/events"
@@ -59,7 +62,7 @@ func TestNewProfilesShareOneSetup(t *testing.T) {
 			// The scheduler's shared setup, as sharedFor builds it against
 			// a real API server.
 			sharedMu.Lock()
-			shared[factory] = &schedulerShared{client: pgClient, informer: pgInformer, groups: newGroupTracker()}
+			shared[factory] = &schedulerShared{client: pgClient, informer: pgInformer, groups: newGroupTracker(), members: newMemberIndex()}
 			sharedMu.Unlock()
 			defer func() {
 				sharedMu.Lock()
@@ -87,5 +90,47 @@ func TestNewProfilesShareOneSetup(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNewStartsNothing: New only builds. The PodGroup informer joins the
+// scheduler's informer factory, which the scheduler starts (and syncs)
+// before its first cycle; nothing runs before that.
+func TestNewStartsNothing(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	args := &runtime.Unknown{Raw: []byte("managePodGroupStatus: true")}
+	_, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{
+		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
+		tf.RegisterQueueSortPlugin(QueueSortName, func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return &QueueSort{}, nil }),
+		tf.RegisterPluginAsExtensions(Name, func(ctx context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+			return New(ctx, args, h)
+		}, "PreFilter"),
+	}, "profile",
+		frameworkruntime.WithInformerFactory(factory),
+		frameworkruntime.WithClientSet(client),
+		// Nothing listens there: New must not need the API server.
+		frameworkruntime.WithKubeConfig(&rest.Config{Host: "http://127.0.0.1:1"}),
+		frameworkruntime.WithEventRecorder(events.NewFakeRecorder(10)),
+	)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	sharedMu.Lock()
+	s := shared[factory]
+	sharedMu.Unlock()
+	if s == nil {
+		t.Fatal("New left no shared setup for the scheduler")
+	}
+	started := func() bool { return s.informer.Informer().(interface{ HasStarted() bool }).HasStarted() }
+	if started() {
+		t.Fatal("the PodGroup informer runs before the scheduler started its informers")
+	}
+	factory.Start(ctx.Done())
+	// Start runs each informer on its own goroutine.
+	if wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) { return started(), nil }) != nil {
+		t.Error("the scheduler's factory did not start the PodGroup informer: it is not registered with it")
 	}
 }

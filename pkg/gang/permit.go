@@ -52,7 +52,7 @@ func (pl *CoschedGang) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.
 			reason = "timeout"
 			cause = fmt.Sprintf("timed out after %s waiting for quorum with %d member(s) reserved", pl.timeoutFor(key), pl.groups.reservedCount(key))
 		}
-		pl.rejectGroup(key, pg, reason, cause, true)
+		pl.rejectGroup(key, pg, pod, reason, cause, true)
 	}
 	// Whatever it was (a member of a rejected attempt, or one that joined a
 	// group that runs and failed to bind), it holds nothing now.
@@ -94,13 +94,12 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	}
 	logger := klog.FromContext(ctx)
 	quorum := podgroup.MinMember(pg)
-	bound, live := pl.boundAndLiveMembers(key)
-	if bound.Len() >= quorum {
+	if _, _, bound := pl.members.counts(key); bound >= quorum {
 		// The group already runs; this member joins it.
 		return nil, 0
 	}
 	wait := podgroup.ScheduleTimeout(pg, pl.defaultTimeout(), maxPermitWait)
-	d := pl.groups.permit(key, pod.UID, bound, live, quorum, pl.clock.Now(), wait)
+	d := pl.groups.permit(key, pod.UID, pl.members, quorum, pl.clock.Now(), wait)
 	switch d.verdict {
 	case verdictStale:
 		// The attempt this member reserved for was rejected meanwhile; it
@@ -123,22 +122,6 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	}
 	pl.allowGroup(logger, key, d.admitted, d.waited)
 	return nil, 0
-}
-
-// boundAndLiveMembers returns the members the pod cache shows on a node, and
-// those it still lists and that are not being deleted.
-func (pl *CoschedGang) boundAndLiveMembers(key string) (bound, live sets.Set[types.UID]) {
-	bound, live = sets.New[types.UID](), sets.New[types.UID]()
-	for _, pod := range podgroup.Members(pl.pods, key) {
-		if pod.DeletionTimestamp != nil {
-			continue
-		}
-		live.Insert(pod.UID)
-		if pod.Spec.NodeName != "" {
-			bound.Insert(pod.UID)
-		}
-	}
-	return bound, live
 }
 
 // allowGroup lets the admitted members that wait at Permit proceed to
@@ -244,7 +227,7 @@ func (pl *CoschedGang) PostFilter(ctx context.Context, state fwk.CycleState, pod
 			reason, retry = "plan_stale", true
 		}
 	}
-	pl.rejectGroup(key, pg, reason, cause, retry)
+	pl.rejectGroup(key, pg, pod, reason, cause, retry)
 	msg := fmt.Sprintf("PodGroup %s: %s", key, cause)
 	if !retry {
 		result, status, whyNot := pl.preemptForGroup(ctx, pod, key, pg)

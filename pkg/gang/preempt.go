@@ -200,7 +200,7 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 	note := fmt.Sprintf("preempting %s %s", describeUnits(best.victims), why)
 	logger.V(2).Info("Pod group preempts", "podGroup", key, "victims", best.cost.Pods, "units", len(best.victims),
 		"topPriority", best.cost.TopPriority, "gangs", best.cost.Gangs, "domain", best.domain)
-	pl.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeNormal, "Preempting", "Scheduling", podgroup.TruncateNote(note))
+	pl.handle.EventRecorder().Eventf(pg, pod, v1.EventTypeNormal, "Preempting", "Scheduling", podgroup.TruncateNote(note))
 	return &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: best.plan[pod.UID], NominatingMode: fwk.ModeOverride}},
 		fwk.NewStatus(fwk.Success, note), ""
 }

@@ -73,7 +73,7 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 	}
 	if schedulers, priorities := memberDisagreement(podgroup.Members(pl.pods, key)); schedulers != "" {
 		msg := fmt.Sprintf("members name different schedulers (%s): every member of a group must use the same schedulerName, or the others are never placed with it", schedulers)
-		pl.rejectGroup(key, pg, "members_disagree", msg, false)
+		pl.rejectGroup(key, pg, pod, "members_disagree", msg, false)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, msg)), false
 	} else if priorities != "" {
 		// Allowed (a driver may outrank its executors), but the members are
@@ -94,7 +94,7 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 		}
 	}
 	if msg := pl.groupDoesNotFit(ctx, pg, c, nodes); msg != "" {
-		pl.rejectGroup(key, pg, "no_fit", msg, false)
+		pl.rejectGroup(key, pg, pod, "no_fit", msg, false)
 		klog.FromContext(ctx).V(3).Info("Pod group does not fit", "podGroup", key, "why", msg)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg)), true
 	}

@@ -23,8 +23,13 @@ func startStatusWriter(ctx context.Context, handle fwk.Handle, client versioned.
 	if err != nil {
 		return fmt.Errorf("building the PodGroup status writer: %w", err)
 	}
-	podFactory.Start(ctx.Done())
 	go func() {
+		// Start once the scheduler has started its informers (the
+		// PodGroup informer is one of them), not while it is being built.
+		if !syncedAfterStart(ctx, pgInformer.Informer(), 0) {
+			return
+		}
+		podFactory.Start(ctx.Done())
 		err := ctrl.RunWithLeaderElection(ctx, podgroupstatus.LeaderElection{
 			Client:    handle.ClientSet(),
 			Namespace: args.StatusLeaseNamespace,

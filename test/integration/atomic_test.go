@@ -172,10 +172,7 @@ func TestAtomicPlacement(t *testing.T) {
 		s.expectEvent("too-big", "no kubernetes.io/hostname", bindTimeout)
 		s.expectNoneBound(names, 2*time.Second)
 		// A node with room appears: the group must now land on it, whole.
-		if _, err := s.cs.CoreV1().Nodes().Create(s.ctx, testutil.Node("node-c", "4", "4Gi", nil), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		s.nodes = append(s.nodes, "node-c")
+		s.addNodes(testutil.Node("node-c", "4", "4Gi", nil))
 		for name, node := range s.expectAllBound(names, bindTimeout) {
 			if node != "node-c" {
 				t.Errorf("%s landed on %s, want node-c", name, node)

@@ -103,6 +103,26 @@ func TestFaults(t *testing.T) {
 	})
 }
 
+// TestRejectionReasonFollowsCluster: a stuck PodGroup's GangRejected event
+// says why it waits now, not why it waited first. client-go folds events on
+// the same objects into one series that keeps its first note, and a stuck
+// PodGroup's resourceVersion does not move.
+func TestRejectionReasonFollowsCluster(t *testing.T) {
+	c := startCluster(t)
+	s := c.newScenario(t, nodes("follows", 1, "2", "8Gi"), nil)
+	s.createGroup(testutil.PodGroup(s.ns, "job", 2))
+	names := s.createPods(s.members("job", 2, "3", "1Gi")...)
+	s.expectEvent("job", "member needs cpu 3, best node has 2", bindTimeout)
+	// Let the status writer settle, so the PodGroup itself does not change
+	// between the two rejections.
+	time.Sleep(2 * time.Second)
+	s.addNodes(testutil.Node("follows-bigger", "2500m", "8Gi", nil))
+	s.expectEvent("job", "member needs cpu 3, best node has 2500m", bindTimeout)
+	s.expectNoneBound(names, time.Second)
+	s.addNodes(testutil.Node("follows-big-0", "4", "8Gi", nil), testutil.Node("follows-big-1", "4", "8Gi", nil))
+	s.expectAllBound(names, bindTimeout)
+}
+
 // TestBadInput checks that invalid PodGroups are refused by the API server
 // with an error that names the field.
 func TestBadInput(t *testing.T) {

@@ -157,6 +157,17 @@ func (s *scenario) cleanup() {
 	})
 }
 
+// addNodes creates nodes after the scenario started; cleanup deletes them.
+func (s *scenario) addNodes(nodes ...*v1.Node) {
+	s.t.Helper()
+	for _, n := range nodes {
+		if _, err := s.cs.CoreV1().Nodes().Create(s.ctx, n, metav1.CreateOptions{}); err != nil {
+			s.t.Fatalf("creating node %s: %v", n.Name, err)
+		}
+		s.nodes = append(s.nodes, n.Name)
+	}
+}
+
 func (s *scenario) createGroup(pg *schedv1alpha1.PodGroup) *schedv1alpha1.PodGroup {
 	s.t.Helper()
 	pg.Namespace = s.ns
