@@ -125,21 +125,25 @@ func TestBindFailureAfterAdmission(t *testing.T) {
 }
 
 // TestTombstoneOfABindingMember (review F7): the informer delivers a
-// member's deletion as a tombstone while its binding cycle is still in
-// PreBind. Its reservation must stay until its Unreserve: that Unreserve is
-// the bind failure that releases the sibling already bound, and without the
+// member's deletion as a tombstone while its binding cycle may still run. Its
+// reservation must stay until its Unreserve: that Unreserve is the bind
+// failure that releases the sibling already bound, and without the
 // reservation it would be taken for a stale member's and the sibling would
-// run alone.
+// run alone. A member whose cycle is over (bound while the watch was away)
+// gets no Unreserve: its reservation goes after tombstoneGrace.
 func TestTombstoneOfABindingMember(t *testing.T) {
 	tests := []struct {
-		name        string
-		inPreBind   bool
+		name string
+		// inPreBind: the framework lists it in PreBind; otherwise it may be
+		// in its Bind call, or done.
+		inPreBind bool
+		// bindFails: its Unreserve comes; otherwise nothing more comes.
+		bindFails   bool
 		wantEvicted []string
 	}{
-		{name: "still in PreBind: its Unreserve releases the bound sibling", inPreBind: true, wantEvicted: []string{"m1"}},
-		// Its cycle is over (bound while the watch was away): no Unreserve
-		// will come, so the tombstone settles it.
-		{name: "cycle over: the tombstone settles it", inPreBind: false},
+		{name: "in PreBind: its Unreserve releases the bound sibling", inPreBind: true, bindFails: true, wantEvicted: []string{"m1"}},
+		{name: "in its Bind call: its Unreserve releases the bound sibling", bindFails: true, wantEvicted: []string{"m1"}},
+		{name: "cycle over: the reservation goes after the grace"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,9 +167,15 @@ func TestTombstoneOfABindingMember(t *testing.T) {
 			}
 			e.deletePod(pods[1])
 			e.pl.onPodDelete(cache.DeletedFinalStateUnknown{Key: "ns/m2", Obj: pods[1]})
-			if !tc.inPreBind {
-				if n := e.pl.groups.reservedCount(testKey); n != 0 {
-					t.Errorf("%d reservations left after the tombstone of a member whose cycle is over", n)
+			if n := e.pl.groups.reservedCount(testKey); n != 1 {
+				t.Fatalf("%d reservations right after the tombstone, want m2's", n)
+			}
+			if !tc.bindFails {
+				e.clock.Step(tombstoneGrace)
+				if err := wait.PollUntilContextTimeout(e.ctx, 10*time.Millisecond, outcomeTimeout, true, func(_ context.Context) (bool, error) {
+					return e.pl.groups.reservedCount(testKey) == 0, nil
+				}); err != nil {
+					t.Errorf("m2's reservation outlived the grace after its tombstone")
 				}
 				return
 			}

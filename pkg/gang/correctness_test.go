@@ -213,6 +213,14 @@ func TestMemoryForgottenWhenGone(t *testing.T) {
 				e.deletePod(joiner)
 				e.pl.onPodDelete(cache.DeletedFinalStateUnknown{Key: "ns/j", Obj: joiner})
 				e.informerDelete(member("r", "running").Node("node1").Obj())
+				// Its bind might still fail: the reservation waits out
+				// the grace (settleAfterBind), then goes.
+				e.clock.Step(tombstoneGrace)
+				if err := wait.PollUntilContextTimeout(e.ctx, 10*time.Millisecond, outcomeTimeout, true, func(context.Context) (bool, error) {
+					return e.pl.groups.size() == 0, nil
+				}); err != nil {
+					t.Errorf("the joiner's reservation outlived the grace")
+				}
 			},
 		},
 		{

@@ -66,8 +66,8 @@ type CoschedGang struct {
 	// members counts each group's pods as the pod cache shows them.
 	members *memberIndex
 	groups  *groupTracker
-	hints  hintMemo
-	clock  clock.WithDelayedExecution
+	hints   hintMemo
+	clock   clock.WithDelayedExecution
 	// guarding holds the groups the gang guard will check soon.
 	guarding sync.Map
 }
@@ -297,13 +297,15 @@ func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGan
 // them.
 func (pl *CoschedGang) watch(pgInformer cache.SharedIndexInformer) error {
 	podInformer := pl.handle.SharedInformerFactory().Core().V1().Pods().Informer()
-	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    pl.onPodAdd,
 		UpdateFunc: pl.onPodUpdate,
 		DeleteFunc: pl.onPodDelete,
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
+	pl.members.setSynced(reg.HasSynced)
 	nodeInformer := pl.handle.SharedInformerFactory().Core().V1().Nodes().Informer()
 	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onNodeDelete}); err != nil {
 		return err
@@ -311,7 +313,7 @@ func (pl *CoschedGang) watch(pgInformer cache.SharedIndexInformer) error {
 	if pgInformer == nil {
 		return nil
 	}
-	_, err := pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, err = pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    pl.onPodGroupAdd,
 		UpdateFunc: pl.onPodGroupUpdate,
 		DeleteFunc: pl.onPodGroupDelete,
@@ -384,9 +386,10 @@ type memberCounts struct {
 // deleted, do not count: the framework unreserves them shortly.
 func (pl *CoschedGang) countMembers(key string, self *v1.Pod, wantPending bool) memberCounts {
 	var c memberCounts
-	_, c.live, c.bound = pl.members.counts(key)
-	c.placed = c.bound + pl.groups.placedBeyondBound(key, pl.members)
-	selfUnseen := self != nil && self.DeletionTimestamp == nil && !pl.members.has(key, self.UID)
+	members := pl.membersOf(key)
+	_, c.live, c.bound = members.counts(key)
+	c.placed = c.bound + pl.groups.placedBeyondBound(key, members)
+	selfUnseen := self != nil && self.DeletionTimestamp == nil && !members.has(key, self.UID)
 	if selfUnseen {
 		c.live++
 	}
@@ -409,6 +412,21 @@ func (pl *CoschedGang) countMembers(key string, self *v1.Pod, wantPending bool) 
 		}
 	}
 	return c
+}
+
+// membersOf returns the member index to count key's members with: the shared
+// one, or, until the handlers have seen the informer's first list (the first
+// cycles after a start), one built from the pod cache for this group.
+func (pl *CoschedGang) membersOf(key string) *memberIndex {
+	if pl.members.ready() {
+		return pl.members
+	}
+	return pl.exactMembers(key)
+}
+
+// exactMembers indexes key's members as the pod cache lists them now.
+func (pl *CoschedGang) exactMembers(key string) *memberIndex {
+	return snapshotIndex(key, podgroup.Members(pl.pods, key))
 }
 
 // rejectWaiting turns away the given members that wait at Permit.

@@ -255,9 +255,11 @@ type permitDecision struct {
 // counting and admitting. members tells which members the pod cache shows
 // bound and which it still lists; a reservation of a member deleted while it
 // reserved or waited counts for nothing, though its Unreserve may come only
-// after its own Permit wait. wait is the Permit wait the member gets if it
-// must wait.
-func (t *groupTracker) permit(key string, uid types.UID, members *memberIndex, quorum int, now time.Time, wait time.Duration) permitDecision {
+// after its own Permit wait. The shared index may trail the pod cache by a
+// handler's delay, so a count that reaches the quorum is checked against
+// exact(), the cache itself, before the group is admitted: once per attempt.
+// wait is the Permit wait the member gets if it must wait.
+func (t *groupTracker) permit(key string, uid types.UID, members *memberIndex, exact func() *memberIndex, quorum int, now time.Time, wait time.Duration) permitDecision {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.groups[key]
@@ -267,8 +269,12 @@ func (t *groupTracker) permit(key string, uid types.UID, members *memberIndex, q
 	if _, current := g.reserved[uid]; !current {
 		return permitDecision{verdict: verdictStale}
 	}
-	_, _, bound := members.counts(key)
-	d := permitDecision{placed: bound + members.pendingAmong(key, g.reserved)}
+	bound, pending := members.placed(key, g.reserved, uid)
+	d := permitDecision{placed: bound + pending}
+	if d.placed >= quorum && exact != nil {
+		bound, pending = exact().placed(key, g.reserved, uid)
+		d.placed = bound + pending
+	}
 	if d.placed < quorum || tooLate(g, now) {
 		// Too late: the first waiter's own Permit timer ends the attempt
 		// as a timeout (R3 in docs/design.md).
@@ -716,7 +722,8 @@ func (t *groupTracker) placedBeyondBound(key string, members *memberIndex) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if g, ok := t.groups[key]; ok && len(g.reserved) > 0 {
-		return members.pendingAmong(key, g.reserved)
+		_, pending := members.placed(key, g.reserved, "")
+		return pending
 	}
 	return 0
 }

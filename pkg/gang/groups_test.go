@@ -454,7 +454,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 				now := baseTime.Add(time.Duration(i) * time.Millisecond)
 				members.set(key, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}})
 				tr.reserve(key, uid, "node1")
-				tr.permit(key, uid, members, 2, now, time.Minute)
+				tr.permit(key, uid, members, nil, 2, now, time.Minute)
 				_ = tr.reservedMembers(key)
 				_ = tr.rejectedAt(key)
 				_, _, _ = tr.backingOff(key, now)
@@ -494,7 +494,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 // quorum, which starts (or continues) the attempt's wait.
 func startWaiting(tr *groupTracker, key string, now time.Time) bool {
 	for uid := range tr.reservedMembers(key) {
-		return tr.permit(key, uid, newMemberIndex(), 1<<30, now, time.Minute).firstWaiter
+		return tr.permit(key, uid, newMemberIndex(), nil, 1<<30, now, time.Minute).firstWaiter
 	}
 	return false
 }

@@ -2,6 +2,7 @@ package gang
 
 import (
 	"fmt"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -71,8 +72,8 @@ func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
 }
 
 // endBindFailures ends the group's streak of bind failures once its quorum is
-// bound and nothing of it is still in flight. Only a group with a streak pays
-// for the member count.
+// bound and nothing of it is still in flight (a bind, a deletion or a joiner's
+// Permit can be the moment). Only a group with a streak pays for the count.
 func (pl *CoschedGang) endBindFailures(key string) {
 	if pl.groups.bindFailures(key) == 0 || pl.groups.reservedCount(key) > 0 {
 		return
@@ -91,13 +92,13 @@ func (pl *CoschedGang) endBindFailures(key string) {
 // waiting members when the deletion leaves the group short of its quorum.
 //
 // A deleted pod releases nothing more, so its releasing entry goes. Its
-// reservation goes when the pod was bound, or when the informer lost track of
-// it (a tombstone: a bind and the delete may both have been missed, and then
-// no Unreserve ever comes) and the framework does not hold it at Permit or
-// PreBind. A reservation of a pod deleted while it waits or binds stays until
-// its Unreserve, which the framework always runs for it; that Unreserve is
-// what fails the group's attempt, and it must find the reservation to release
-// the member's admitted siblings. Once the group has no pods left, what it
+// reservation goes when the pod was bound, or, when the informer lost track
+// of it (a tombstone: a bind and the delete may both have been missed, and
+// then no Unreserve ever comes), once its binding cycle is surely over
+// (settleAfterBind). A reservation of a pod deleted while it waits or binds
+// stays until its Unreserve, which the framework always runs for it; that
+// Unreserve is what fails the group's attempt, and it must find the
+// reservation to release the member's admitted siblings. Once the group has no pods left, what it
 // remembers for them goes too (R5 in docs/design.md).
 func (pl *CoschedGang) onPodDelete(obj any) {
 	tomb, lostTrack := obj.(cache.DeletedFinalStateUnknown)
@@ -114,9 +115,15 @@ func (pl *CoschedGang) onPodDelete(obj any) {
 	}
 	pl.members.remove(key, pod.UID)
 	defer pl.forgetIfGone(key)
-	if pod.Spec.NodeName != "" || lostTrack && !pl.inFlight(pod.UID) {
+	// The last reservation may end here rather than in a bind.
+	defer pl.endBindFailures(key)
+	switch {
+	case pod.Spec.NodeName != "":
 		pl.groups.settled(key, pod.UID)
-	} else {
+	case lostTrack:
+		pl.groups.forgetReleased(key, pod.UID)
+		pl.settleAfterBind(key, pod.UID)
+	default:
 		pl.groups.forgetReleased(key, pod.UID)
 	}
 	if preemptedByScheduler(pod) {
@@ -257,6 +264,30 @@ func (pl *CoschedGang) onNodeDelete(obj any) {
 // finished reports whether pod ran to completion (Succeeded or Failed).
 func finished(pod *v1.Pod) bool {
 	return pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
+}
+
+// tombstoneGrace is how long a reservation outlives the tombstone of its pod
+// when the framework no longer holds the pod at Permit or PreBind: the pod
+// may be in its Bind call, whose failure's Unreserve must still find the
+// reservation to release the siblings admitted with it. API calls time out
+// well within it.
+const tombstoneGrace = 30 * time.Second
+
+// settleAfterBind forgets the reservation of a member whose deletion the
+// informer saw only as a tombstone, once its binding cycle is surely over:
+// its bind may have succeeded unseen, and then no Unreserve ever comes.
+func (pl *CoschedGang) settleAfterBind(key string, uid types.UID) {
+	if _, ok := pl.groups.reservedMembers(key)[uid]; !ok {
+		return
+	}
+	pl.clock.AfterFunc(tombstoneGrace, func() {
+		if pl.inFlight(uid) {
+			pl.settleAfterBind(key, uid) // a PreBind (volumes) may take minutes
+			return
+		}
+		pl.groups.settled(key, uid)
+		pl.forgetIfGone(key)
+	})
 }
 
 // inFlight reports whether the framework holds the pod at Permit or PreBind:

@@ -82,7 +82,7 @@ func (a *recordingActivator) take() [][]string {
 // testEnv is a framework with the plugin wired to in-memory informers, a fake
 // clock, a recording activator and a fake event recorder.
 type testEnv struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	// stopScheduler cancels the plugin's long-lived context (pl.ctx), as the
 	// scheduler does when it shuts down; e.ctx, the framework's, stays live.
@@ -109,7 +109,7 @@ type testEnv struct {
 	states   map[types.UID]fwk.CycleState
 }
 
-func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv {
+func newTestEnv(t testing.TB, mutate ...func(*config.CoschedGangArgs)) *testEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	args, err := config.Decode(nil, field.NewPath("args"))
@@ -175,6 +175,9 @@ func newTestEnv(t *testing.T, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 	}
 	e.fh = fh
 	e.pl.clock = e.clock
+	// The tests deliver the informer's events by hand: the index holds what
+	// they delivered, which is all there is.
+	e.pl.members.setSynced(func() bool { return true })
 	t.Cleanup(func() {
 		// Release whoever still waits so no WaitOnPermit goroutine outlives
 		// the test, then stop the framework's background work.

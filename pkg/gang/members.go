@@ -16,6 +16,9 @@ import (
 type memberIndex struct {
 	mu     sync.RWMutex
 	groups map[string]*memberSet
+	// synced reports whether the handlers have seen the informer's first
+	// list; until then the index may lack pods the cache already holds.
+	synced func() bool
 }
 
 // memberPhase is where the pod cache shows a member.
@@ -39,6 +42,33 @@ type memberSet struct {
 
 func newMemberIndex() *memberIndex {
 	return &memberIndex{groups: map[string]*memberSet{}}
+}
+
+// snapshotIndex indexes pods, the members of key as the pod cache lists them
+// now: an exact view where the shared index may trail the cache.
+func snapshotIndex(key string, pods []*v1.Pod) *memberIndex {
+	ix := &memberIndex{groups: map[string]*memberSet{}, synced: func() bool { return true }}
+	for _, pod := range pods {
+		ix.set(key, pod)
+	}
+	return ix
+}
+
+// setSynced records how to tell that the handlers have seen the informer's
+// first list.
+func (ix *memberIndex) setSynced(synced func() bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.synced = synced
+}
+
+// ready reports whether the index holds every member the pod cache held
+// when the informer started.
+func (ix *memberIndex) ready() bool {
+	ix.mu.RLock()
+	synced := ix.synced
+	ix.mu.RUnlock()
+	return synced != nil && synced()
 }
 
 func phaseOf(pod *v1.Pod) memberPhase {
@@ -119,25 +149,26 @@ func (ix *memberIndex) has(key string, uid types.UID) bool {
 	return ok
 }
 
-// pendingAmong counts, among a group's reservations, the members that are
-// live and not bound yet: with the bound ones, they are the group's placed
-// members. A reservation whose pod is gone or being deleted counts for
-// nothing, though its Unreserve may come later; one whose pod is already
-// bound is counted as bound.
-func (ix *memberIndex) pendingAmong(key string, reserved map[types.UID]reservation) int {
+// placed returns, in one read, key's bound members and how many of its
+// reservations belong to members that are live and not bound yet: together,
+// the group's placed members. A reservation whose pod is gone or being
+// deleted counts for nothing, though its Unreserve may come later; one whose
+// pod is already bound is counted as bound. self, a member at Permit holding
+// one of the reservations, counts even if the index has not seen it yet.
+func (ix *memberIndex) placed(key string, reserved map[types.UID]reservation, self types.UID) (bound, pending int) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	s, ok := ix.groups[key]
 	if !ok {
-		return 0
+		s = &memberSet{}
 	}
-	n := 0
 	for uid := range reserved {
-		if p, ok := s.phase[uid]; ok && p == memberPending {
-			n++
+		p, seen := s.phase[uid]
+		if seen && p == memberPending || !seen && uid == self {
+			pending++
 		}
 	}
-	return n
+	return s.bound, pending
 }
 
 // size returns how many groups the index holds, for the gauges and tests.

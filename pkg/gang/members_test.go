@@ -80,7 +80,7 @@ func TestMemberIndex(t *testing.T) {
 			}
 			var got counts
 			got.All, got.Live, got.Bound = e.pl.members.counts(testKey)
-			got.PendingReserved = e.pl.members.pendingAmong(testKey, reserved)
+			_, got.PendingReserved = e.pl.members.placed(testKey, reserved, "")
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("counts (-want +got):\n%s", diff)
 			}
@@ -100,4 +100,46 @@ func TestMemberIndexForgetsEmptyGroups(t *testing.T) {
 	if n := e.pl.members.size(); n != 0 {
 		t.Errorf("the index holds %d groups after every member was deleted", n)
 	}
+}
+
+// TestMemberIndexTrailsTheCache: the index is kept by the plugin's own
+// informer handler, which may run a moment after the pod cache changed.
+// Counting must never admit on what the index has not caught up with, and
+// before the handler has seen the informer's first list the cache is
+// counted instead.
+func TestMemberIndexTrailsTheCache(t *testing.T) {
+	t.Run("a member deleted from the cache, not yet from the index, completes no quorum", func(t *testing.T) {
+		e := newTestEnv(t)
+		e.addPodGroups(makePG(testPG, 3))
+		pods := members(3, "1")
+		e.informerAdd(pods...)
+		e.park("node1", pods[0], pods[1])
+		// m2 is deleted outright (unbound pods have no grace); the
+		// plugin's handler has not run yet.
+		if err := e.pl.pods.Delete(pods[1]); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := e.reserveAndPermit(pods[2], "node1"); !s.IsWait() {
+			t.Errorf("Permit m3: %v, want Wait: only m1 and m3 exist", s)
+		}
+	})
+	t.Run("before the handler saw the first list, the cache is counted", func(t *testing.T) {
+		e := newTestEnv(t)
+		e.pl.members.setSynced(func() bool { return false })
+		e.addPodGroups(makePG(testPG, 2))
+		pods := members(2, "1")
+		for _, p := range pods {
+			// In the cache; the handler has not run.
+			if err := e.pl.pods.Add(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c := e.pl.countMembers(testKey, nil, false); c.live != 2 {
+			t.Errorf("live = %d, want 2 from the pod cache", c.live)
+		}
+		e.park("node1", pods[0])
+		if s, _ := e.reserveAndPermit(pods[1], "node1"); !s.IsSuccess() {
+			t.Errorf("Permit m2: %v, want the group admitted", s)
+		}
+	})
 }

@@ -57,6 +57,7 @@ func (pl *CoschedGang) Unreserve(ctx context.Context, _ fwk.CycleState, pod *v1.
 	// Whatever it was (a member of a rejected attempt, or one that joined a
 	// group that runs and failed to bind), it holds nothing now.
 	pl.groups.unreserved(key, pod.UID)
+	pl.endBindFailures(key)
 	pl.forgetIfGone(key)
 }
 
@@ -94,12 +95,12 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	}
 	logger := klog.FromContext(ctx)
 	quorum := podgroup.MinMember(pg)
-	if _, _, bound := pl.members.counts(key); bound >= quorum {
+	if _, _, bound := pl.membersOf(key).counts(key); bound >= quorum {
 		// The group already runs; this member joins it.
 		return nil, 0
 	}
 	wait := podgroup.ScheduleTimeout(pg, pl.defaultTimeout(), maxPermitWait)
-	d := pl.groups.permit(key, pod.UID, pl.members, quorum, pl.clock.Now(), wait)
+	d := pl.groups.permit(key, pod.UID, pl.membersOf(key), func() *memberIndex { return pl.exactMembers(key) }, quorum, pl.clock.Now(), wait)
 	switch d.verdict {
 	case verdictStale:
 		// The attempt this member reserved for was rejected meanwhile; it
