@@ -32,21 +32,20 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 		return
 	}
 	admitted := sets.New(siblings...)
+	// kept are the members that hold a node or will: the siblings admitted
+	// with the failed member, and members bound before (a member recreated
+	// and bound while the group still ran counts too).
 	var kept []*v1.Pod
-	others := 0
 	for _, m := range podgroup.Members(pl.pods, key) {
 		if m.UID == failed.UID || m.DeletionTimestamp != nil {
 			continue
 		}
-		switch {
-		case admitted.Has(m.UID):
+		if admitted.Has(m.UID) || m.Spec.NodeName != "" {
 			kept = append(kept, m)
-		case m.Spec.NodeName != "":
-			others++
 		}
 	}
 	quorum := podgroup.MinMember(pg)
-	if len(kept)+others >= quorum {
+	if len(kept) >= quorum {
 		// The group holds its quorum without the failed member, which
 		// joins later like any member of a running group.
 		logger.V(2).Info("Admitted member failed to bind; its group keeps its quorum", "pod", klog.KObj(failed), "podGroup", key)
@@ -78,7 +77,7 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 		}
 	}
 	pl.handle.EventRecorder().Eventf(pg, failed, v1.EventTypeWarning, "GangReleased", "Binding", podgroup.TruncateNote(fmt.Sprintf(
-		"%s; releasing %d admitted sibling(s) (their controllers recreate them) so the group retries whole in %s", cause, len(kept), backoff)))
+		"%s; releasing %d bound or admitted sibling(s) (their controllers recreate them) so the group retries whole in %s", cause, len(kept), backoff)))
 	evictor := pl.evictor()
 	evictor.Action = "Released"
 	// The PodGroup's event is the one above.

@@ -36,7 +36,7 @@ func TestBindFailureAfterAdmission(t *testing.T) {
 			minMember:   3,
 			pods:        func() []*v1.Pod { p := members(3, "1"); owned(p[0]); owned(p[1]); owned(p[2]); return p },
 			wantEvicted: []string{"m1", "m2"},
-			wantEvent:   "Warning GangReleased member ns/m3 failed to bind to node node1 after the group was admitted; releasing 2 admitted sibling(s)",
+			wantEvent:   "Warning GangReleased member ns/m3 failed to bind to node node1 after the group was admitted; releasing 2 bound or admitted sibling(s)",
 		},
 		{
 			name:        "the node deleted first: the release still happens",
@@ -191,5 +191,33 @@ func TestTombstoneOfABindingMember(t *testing.T) {
 				t.Errorf("evicted (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestBindFailureReleasesMembersBoundBefore: a member bound before the
+// attempt (recreated and bound while its group still ran) is part of what
+// stays bound when the member admitted next fails to bind; below the quorum
+// it is released too, or the group would run partly bound while the refusal
+// lasts (make soak-invariants, seed 413156424).
+func TestBindFailureReleasesMembersBoundBefore(t *testing.T) {
+	e := newTestEnv(t)
+	evicted := e.recordEvictions()
+	e.addPodGroups(makePG(testPG, 2))
+	pods := members(2, "1")
+	owned(pods[0])
+	owned(pods[1])
+	e.informerAdd(pods...)
+	e.informerBind(pods[0], "node1")
+	if s, _ := e.reserveAndPermit(pods[1], "node1"); !s.IsSuccess() {
+		t.Fatalf("Permit %s: %v, want admitted with its bound sibling", pods[1].Name, s)
+	}
+	e.unreserve(e.ctx, pods[1], "node1")
+	if err := wait.PollUntilContextTimeout(e.ctx, 10*time.Millisecond, outcomeTimeout, true, func(_ context.Context) (bool, error) {
+		return len(evicted()) == 1, nil
+	}); err != nil {
+		t.Fatalf("evicted %v, want [m1]: it runs alone below the quorum", evicted())
+	}
+	if diff := cmp.Diff([]string{"m1"}, evicted()); diff != "" {
+		t.Errorf("evicted (-want +got):\n%s", diff)
 	}
 }
