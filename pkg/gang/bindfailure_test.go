@@ -149,11 +149,7 @@ func TestTombstoneOfABindingMember(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t)
 			evicted := e.recordEvictions()
-			e.addPodGroups(makePG(testPG, 2))
-			pods := members(2, "1")
-			owned(pods[0])
-			owned(pods[1])
-			e.informerAdd(pods...)
+			pods := e.ownedPair()
 			e.park("node1", pods[0])
 			if s, _ := e.reserveAndPermit(pods[1], "node1"); !s.IsSuccess() {
 				t.Fatalf("Permit %s: %v, want the quorum admitted", pods[1].Name, s)
@@ -182,14 +178,7 @@ func TestTombstoneOfABindingMember(t *testing.T) {
 			e.fh.RemovePodInPreBind(pods[1].UID)
 			// Its binding fails: the pod is gone.
 			e.unreserve(e.ctx, pods[1], "node1")
-			if err := wait.PollUntilContextTimeout(e.ctx, 10*time.Millisecond, outcomeTimeout, true, func(_ context.Context) (bool, error) {
-				return len(evicted()) == len(tc.wantEvicted), nil
-			}); err != nil {
-				t.Fatalf("evicted %v, want %v: the sibling runs without its group", evicted(), tc.wantEvicted)
-			}
-			if diff := cmp.Diff(tc.wantEvicted, evicted()); diff != "" {
-				t.Errorf("evicted (-want +got):\n%s", diff)
-			}
+			expectEvicted(t, evicted, tc.wantEvicted, "the sibling runs without its group")
 		})
 	}
 }
@@ -202,22 +191,35 @@ func TestTombstoneOfABindingMember(t *testing.T) {
 func TestBindFailureReleasesMembersBoundBefore(t *testing.T) {
 	e := newTestEnv(t)
 	evicted := e.recordEvictions()
-	e.addPodGroups(makePG(testPG, 2))
-	pods := members(2, "1")
-	owned(pods[0])
-	owned(pods[1])
-	e.informerAdd(pods...)
+	pods := e.ownedPair()
 	e.informerBind(pods[0], "node1")
 	if s, _ := e.reserveAndPermit(pods[1], "node1"); !s.IsSuccess() {
 		t.Fatalf("Permit %s: %v, want admitted with its bound sibling", pods[1].Name, s)
 	}
 	e.unreserve(e.ctx, pods[1], "node1")
-	if err := wait.PollUntilContextTimeout(e.ctx, 10*time.Millisecond, outcomeTimeout, true, func(_ context.Context) (bool, error) {
-		return len(evicted()) == 1, nil
+	expectEvicted(t, evicted, []string{"m1"}, "it runs alone below the quorum")
+}
+
+// expectEvicted waits until want were evicted, and fails with why if not.
+func expectEvicted(t *testing.T, evicted func() []string, want []string, why string) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, outcomeTimeout, true, func(context.Context) (bool, error) {
+		return len(evicted()) == len(want), nil
 	}); err != nil {
-		t.Fatalf("evicted %v, want [m1]: it runs alone below the quorum", evicted())
+		t.Fatalf("evicted %v, want %v: %s", evicted(), want, why)
 	}
-	if diff := cmp.Diff([]string{"m1"}, evicted()); diff != "" {
+	if diff := cmp.Diff(want, evicted()); diff != "" {
 		t.Errorf("evicted (-want +got):\n%s", diff)
 	}
+}
+
+// ownedPair adds testPG with minMember 2 and two members owned by a
+// controller, through the informer.
+func (e *testEnv) ownedPair() []*v1.Pod {
+	e.addPodGroups(makePG(testPG, 2))
+	pods := members(2, "1")
+	owned(pods[0])
+	owned(pods[1])
+	e.informerAdd(pods...)
+	return pods
 }

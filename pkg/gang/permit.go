@@ -95,12 +95,13 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	}
 	logger := klog.FromContext(ctx)
 	quorum := podgroup.MinMember(pg)
-	if _, _, bound := pl.membersOf(key).counts(key); bound >= quorum {
+	members := pl.membersOf(key)
+	if _, _, bound := members.counts(key); bound >= quorum {
 		// The group already runs; this member joins it.
 		return nil, 0
 	}
 	wait := podgroup.ScheduleTimeout(pg, pl.defaultTimeout(), maxPermitWait)
-	d := pl.groups.permit(key, pod.UID, pl.membersOf(key), func() *memberIndex { return pl.exactMembers(key) }, quorum, pl.clock.Now(), wait)
+	d := pl.groups.permit(key, pod.UID, members, func() *memberIndex { return pl.exactMembers(key) }, quorum, pl.clock.Now(), wait)
 	switch d.verdict {
 	case verdictStale:
 		// The attempt this member reserved for was rejected meanwhile; it
