@@ -69,6 +69,60 @@ func Pack(nodes []Node, requests []Vector) PackResult {
 	return best
 }
 
+// Source yields nodes one at a time, so that a fit check that succeeds
+// early never builds the whole node list. At returns node i, and false when
+// node i may not be used (node selection, taints).
+type Source interface {
+	Len() int
+	At(i int) (Node, bool)
+}
+
+// PackFrom answers as Pack(nodes of src that may be used, requests), but
+// when every request fits largest first it stops at the last node it needed:
+// on a cluster with room, a group's check looks at a few nodes, not all of
+// them. Only when some request does not fit does it collect every node, to
+// try the other order and explain the shortfall exactly as Pack does.
+func PackFrom(src Source, requests []Vector) PackResult {
+	order := make([]int, len(requests))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return Larger(requests[order[a]], requests[order[b]]) })
+	// taken holds the room left on the nodes that received requests.
+	taken := map[int]Node{}
+	at := func(i int) (Node, bool) {
+		if n, ok := taken[i]; ok {
+			return n, true
+		}
+		return src.At(i)
+	}
+	cursor := 0
+	for k, idx := range order {
+		req := requests[idx]
+		if k == 0 || !req.Equal(requests[order[k-1]]) {
+			cursor = 0
+		}
+		for ; cursor < src.Len(); cursor++ {
+			if n, ok := at(cursor); ok && n.Pods >= 1 && req.Fits(n.Free) {
+				n.Free = n.Free.Sub(req)
+				n.Pods--
+				taken[cursor] = n
+				break
+			}
+		}
+		if cursor == src.Len() {
+			var all []Node
+			for i := range src.Len() {
+				if n, ok := src.At(i); ok {
+					all = append(all, n)
+				}
+			}
+			return Pack(all, requests)
+		}
+	}
+	return PackResult{Placed: len(requests)}
+}
+
 func packInOrder(nodes []Node, requests []Vector, order []int) PackResult {
 	free := make([]Node, len(nodes))
 	copy(free, nodes)

@@ -98,23 +98,90 @@ func TestPack(t *testing.T) {
 		{name: "no requests", nodes: []Node{node("a", 1, 1)}, wantPlaced: 0},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			before := append([]Node(nil), tc.nodes...)
-			got := Pack(tc.nodes, tc.requests)
-			if got.Placed != tc.wantPlaced {
-				t.Errorf("Placed = %d, want %d", got.Placed, tc.wantPlaced)
-			}
+		for packer, pack := range map[string]func([]Node, []Vector) PackResult{
+			"Pack": Pack,
+			"PackFrom": func(nodes []Node, requests []Vector) PackResult {
+				return PackFrom(&countingSource{nodes: nodes}, requests)
+			},
+		} {
+			t.Run(packer+"/"+tc.name, func(t *testing.T) {
+				before := append([]Node(nil), tc.nodes...)
+				got := pack(tc.nodes, tc.requests)
+				if got.Placed != tc.wantPlaced {
+					t.Errorf("Placed = %d, want %d", got.Placed, tc.wantPlaced)
+				}
+				gotBlocked := ""
+				if got.Blocked != nil {
+					gotBlocked = got.Blocked.String()
+				}
+				if gotBlocked != tc.wantBlocked {
+					t.Errorf("Blocked = %q, want %q", gotBlocked, tc.wantBlocked)
+				}
+				for i := range before {
+					if !before[i].Free.Equal(tc.nodes[i].Free) || before[i].Pods != tc.nodes[i].Pods {
+						t.Fatalf("%s modified its input node %d", packer, i)
+					}
+				}
+			})
+		}
+	}
+}
+
+// countingSource serves nodes, the ones named in skip as not usable, and
+// counts how many it was asked for.
+type countingSource struct {
+	nodes []Node
+	skip  map[string]bool
+	asked int
+}
+
+func (s *countingSource) Len() int { return len(s.nodes) }
+
+func (s *countingSource) At(i int) (Node, bool) {
+	s.asked++
+	return s.nodes[i], !s.skip[s.nodes[i].Name]
+}
+
+func TestPackFrom(t *testing.T) {
+	many := make([]Node, 1000)
+	for i := range many {
+		many[i] = node(fmt.Sprintf("n%d", i), 4000, 8*gi)
+	}
+	tests := map[string]struct {
+		src         *countingSource
+		requests    []Vector
+		wantPlaced  int
+		wantBlocked string
+		// wantAskedAtMost bounds the nodes looked at.
+		wantAskedAtMost int
+	}{
+		"a group with room stops at the nodes it needs": {
+			src:             &countingSource{nodes: many},
+			requests:        []Vector{req(3000, gi), req(3000, gi), req(1000, gi)},
+			wantPlaced:      3,
+			wantAskedAtMost: 10,
+		},
+		"nodes that may not be used are passed over": {
+			src: &countingSource{nodes: []Node{node("tainted", 8000, 8*gi), node("b", 1000, gi)},
+				skip: map[string]bool{"tainted": true}},
+			requests:        []Vector{req(1000, gi), req(1000, gi)},
+			wantPlaced:      1,
+			wantBlocked:     "member needs cpu 1, best node has 0",
+			wantAskedAtMost: 100,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := PackFrom(tc.src, tc.requests)
 			gotBlocked := ""
 			if got.Blocked != nil {
 				gotBlocked = got.Blocked.String()
 			}
-			if gotBlocked != tc.wantBlocked {
-				t.Errorf("Blocked = %q, want %q", gotBlocked, tc.wantBlocked)
+			if got.Placed != tc.wantPlaced || gotBlocked != tc.wantBlocked {
+				t.Errorf("PackFrom = %d placed, blocked %q; want %d, %q", got.Placed, gotBlocked, tc.wantPlaced, tc.wantBlocked)
 			}
-			for i := range before {
-				if !before[i].Free.Equal(tc.nodes[i].Free) || before[i].Pods != tc.nodes[i].Pods {
-					t.Fatalf("Pack modified its input node %d", i)
-				}
+			if tc.src.asked > tc.wantAskedAtMost {
+				t.Errorf("looked at %d nodes, want at most %d", tc.src.asked, tc.wantAskedAtMost)
 			}
 		})
 	}

@@ -67,7 +67,7 @@ type Input struct {
 type Summary struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	// Phase is status.phase, "" while nothing wrote it.
+	// Phase is status.phase; Pending while nothing wrote it.
 	Phase     string `json:"phase"`
 	MinMember int32  `json:"minMember"`
 	// Members counts the member pods that are not being deleted.
@@ -218,11 +218,20 @@ func Summarize(in Input, now time.Time) Summary {
 	return analyze(in).summary(now)
 }
 
+// phaseOf is the group's status.phase. The status writer leaves a new
+// group's phase empty, which means Pending.
+func phaseOf(pg *schedv1alpha1.PodGroup) string {
+	if pg.Status.Phase == "" {
+		return string(schedv1alpha1.PodGroupPending)
+	}
+	return string(pg.Status.Phase)
+}
+
 func (g *group) summary(now time.Time) Summary {
 	s := Summary{
 		Namespace: g.pg.Namespace,
 		Name:      g.pg.Name,
-		Phase:     string(g.pg.Status.Phase),
+		Phase:     phaseOf(g.pg),
 		MinMember: int32(podgroup.MinMember(g.pg)),
 		Members:   len(g.live),
 		Created:   g.pg.CreationTimestamp,

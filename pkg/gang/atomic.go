@@ -47,9 +47,11 @@ func (pl *CoschedGang) topologyKeyOf(pg *schedv1alpha1.PodGroup, member *v1.Pod)
 	return podgroup.TopologyKey(pg, member)
 }
 
-// planGroup plans the pending members into one domain of topologyKey. It
-// returns the plan, or why there is none.
-func (pl *CoschedGang) planGroup(ctx context.Context, topologyKey string, need int, pending []*v1.Pod, nodes []fwk.NodeInfo) (*placement.Plan, string) {
+// planGroup plans the pending members into one domain of topologyKey (into
+// the domain whose value is only, when that is set), or, with topologyKey
+// "", into the cluster as one domain. It returns the plan, or why there is
+// none.
+func (pl *CoschedGang) planGroup(ctx context.Context, topologyKey, only string, need int, pending []*v1.Pod, nodes []fwk.NodeInfo) (*placement.Plan, string) {
 	runner, ok := pl.handle.(preFilterRunner)
 	if !ok {
 		return nil, "the scheduler framework cannot run PreFilter plugins for planning"
@@ -66,7 +68,7 @@ func (pl *CoschedGang) planGroup(ctx context.Context, topologyKey string, need i
 			continue
 		}
 		value, ok := node.Labels[topologyKey]
-		if !ok {
+		if !ok && topologyKey != "" || only != "" && value != only {
 			continue
 		}
 		infos = append(infos, ni)

@@ -542,3 +542,87 @@ func TestAdmissionFromAnUpdateReachesALateWaiter(t *testing.T) {
 		t.Errorf("m1: %v, want allowed", s)
 	}
 }
+
+// rackedNodes returns nodes labelled rack=<racks[i]> with the given CPUs.
+func rackedNodes(racks, cpus []string) []*v1.Node {
+	nodes := make([]*v1.Node, len(racks))
+	for i := range racks {
+		nodes[i] = st.MakeNode().Name(fmt.Sprintf("node%d", i+1)).Label("rack", racks[i]).
+			Capacity(map[v1.ResourceName]string{v1.ResourceCPU: cpus[i], v1.ResourceMemory: "8Gi", v1.ResourcePods: "110"}).Obj()
+	}
+	return nodes
+}
+
+func rackedPG(name string, minMember int32) *schedv1alpha1.PodGroup {
+	pg := makePG(name, minMember)
+	pg.Annotations = map[string]string{podgroup.TopologyKeyAnnotation: "rack"}
+	return pg
+}
+
+// TestPlanJoinsPlacedMembers: a topology group below its quorum whose
+// placed members are still bound (a member was deleted and its controller
+// recreated it) plans the rest into the placed members' domain, not into
+// whichever domain is tightest; found by make soak-invariants, seed
+// 220683943 (g811 whole on two hosts).
+func TestPlanJoinsPlacedMembers(t *testing.T) {
+	e := newTestEnv(t)
+	e.addPodGroups(rackedPG("racked", 2))
+	// Rack a is the tighter fit for one member; the placed member is in b.
+	nodes := rackedNodes([]string{"a", "b"}, []string{"1", "4"})
+	placed := assumed(member("m1", "racked").Req(map[v1.ResourceName]string{v1.ResourceCPU: "1"}).Obj(), "node2")
+	recreated := member("m2", "racked").Req(map[v1.ResourceName]string{v1.ResourceCPU: "1"}).Obj()
+	e.informerAdd(placed, recreated)
+	e.setCluster([]*v1.Pod{placed}, nodes)
+
+	res, s, _ := e.fh.RunPreFilterPlugins(e.ctx, framework.NewCycleState(), recreated)
+	if !s.IsSuccess() {
+		t.Fatalf("PreFilter: %v", s)
+	}
+	if res.AllNodes() || !res.NodeNames.Equal(sets.New("node2")) {
+		t.Errorf("the recreated member may go to %v, want node2 (rack b, where m1 is)", res)
+	}
+}
+
+// TestPlacedMembersOnAGoneNode: when every placed member of a topology
+// group is on a node that is gone (its pods are about to be deleted), a
+// member neither joins "anywhere" nor plans a new domain next to them: it
+// waits, with the reason, until they are gone. Seed 220683943's g811: the
+// joiner of a group still counted as running went to another host.
+func TestPlacedMembersOnAGoneNode(t *testing.T) {
+	tests := map[string]struct {
+		minMember int32
+		// wantRejected: the group is rejected (an attempt that cannot
+		// start), rather than only the joiner turned away.
+		wantRejected bool
+	}{
+		// The quorum counts the members on the gone node: m3 joins.
+		"joiner": {minMember: 2},
+		// Below the quorum: m3 would start an attempt next to them.
+		"attempt": {minMember: 3, wantRejected: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.addPodGroups(rackedPG("racked", tc.minMember))
+			nodes := rackedNodes([]string{"a", "b"}, []string{"4", "4"})
+			m1 := assumed(member("m1", "racked").Obj(), "gone-node")
+			m2 := assumed(member("m2", "racked").Obj(), "gone-node")
+			m3 := member("m3", "racked").Obj()
+			e.informerAdd(m1, m2, m3)
+			e.setCluster(nil, nodes)
+
+			state := framework.NewCycleState()
+			_, s, _ := e.fh.RunPreFilterPlugins(e.ctx, state, m3)
+			assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "placed members are on node(s) gone-node, which are gone")
+			if got := len(e.gangRejections()) > 0; got != tc.wantRejected {
+				t.Errorf("group rejected: %v, want %v", got, tc.wantRejected)
+			}
+			if _, s := e.pl.PostFilter(e.ctx, state, m3, nil); s.IsSuccess() {
+				t.Errorf("PostFilter let m3 through: %v", s)
+			}
+			if got := e.pl.groups.planOf(podgroup.Key(testNS, "racked")); got != nil {
+				t.Errorf("a plan was made next to members on a gone node: %+v", got)
+			}
+		})
+	}
+}

@@ -700,7 +700,7 @@ func TestOnPodGroupDeleteThenUnreserve(t *testing.T) {
 	// Re-created: its members are scheduled at once.
 	e.addPodGroups(makePG(testPG, 3))
 	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[0], nodesWithCPU("4"))
-	assertStatus(t, s, fwk.Success)
+	assertStatus(t, s, admitted)
 }
 
 // TestReserveAfterPodGroupDeleted: a member that passed PreFilter reaches
@@ -717,7 +717,7 @@ func TestReserveAfterPodGroupDeleted(t *testing.T) {
 	e.addPods(pods...)
 	// m1's cycle passed PreFilter and Filter; then the PodGroup goes.
 	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[0], nodesWithCPU("4"))
-	assertStatus(t, s, fwk.Success)
+	assertStatus(t, s, admitted)
 	e.deletePodGroup(pg)
 	e.pl.onPodGroupDelete(pg)
 	p := assumed(pods[0], "node1")

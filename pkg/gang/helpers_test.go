@@ -549,6 +549,11 @@ func nodesWithCPU(cpus ...string) []fwk.NodeInfo {
 	return tf.BuildNodeInfos(nodes)
 }
 
+// admitted is PreFilter's code for a member it lets through without a plan:
+// Filter would have nothing to enforce, so PreFilter tells the framework to
+// skip it.
+const admitted = fwk.Skip
+
 // assertStatus compares a status's code and checks its message contains
 // every wanted fragment.
 func assertStatus(t *testing.T, got *fwk.Status, wantCode fwk.Code, wantMsg ...string) {

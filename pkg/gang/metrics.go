@@ -24,6 +24,22 @@ var (
 		StabilityLevel: metrics.ALPHA,
 	})
 
+	// Plans by kind (atomic: one topology domain; shortcut: a big group
+	// planned with the cluster as one domain), and how members of shortcut
+	// plans fared: on their planned node, or searching because it filled up.
+	plansMade = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "plans_total",
+		Help:           "Plans made for pod groups at their first member, by kind (atomic, shortcut).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"kind"})
+	shortcutMembers = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "shortcut_members_total",
+		Help:           "Members of groups with a shortcut plan, by whether they went to their planned node (planned) or searched the cluster (search).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"result"})
+
 	permitWaitDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "permit_wait_duration_seconds",
@@ -79,7 +95,7 @@ var (
 func registerMetrics() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(groupRejections, groupsAdmitted, permitWaitDuration, heldCPUSeconds, heldMemoryByteSeconds,
-			preemptions, preemptionVictims)
+			preemptions, preemptionVictims, plansMade, shortcutMembers)
 		legacyregistry.CustomMustRegister(&memoryCollector{})
 	})
 }

@@ -3,6 +3,7 @@ package gang
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -221,13 +222,11 @@ func (pl *CoschedGang) PostFilter(ctx context.Context, state fwk.CycleState, pod
 	}
 	cause := fmt.Sprintf("%d/%d members placed; member %s/%s found no node", c.placed, quorum, pod.Namespace, pod.Name)
 	reason, retry := "member_unschedulable", false
-	if plan := pl.groups.planOf(key); plan != nil {
-		if node, ok := plan.Nodes[string(pod.UID)]; ok {
-			// The cluster changed since planning: plan again soon.
-			cause = fmt.Sprintf("%d/%d members placed; member %s/%s no longer fits its planned node %s, so the plan is dropped",
-				c.placed, quorum, pod.Namespace, pod.Name, node)
-			reason, retry = "plan_stale", true
-		}
+	if ps := planStateOf(state); ps != nil && ps.planned {
+		// The cluster changed since planning: plan again soon.
+		cause = fmt.Sprintf("%d/%d members placed; member %s/%s no longer fits its planned node %s, so the plan is dropped",
+			c.placed, quorum, pod.Namespace, pod.Name, strings.Join(sets.List(ps.nodes), ","))
+		reason, retry = "plan_stale", true
 	}
 	pl.rejectGroup(key, pg, pod, reason, cause, retry)
 	msg := fmt.Sprintf("PodGroup %s: %s", key, cause)

@@ -17,6 +17,7 @@ import (
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 
+	"github.com/cosched/cosched/pkg/apis/config"
 	"github.com/cosched/cosched/pkg/capacity"
 	"github.com/cosched/cosched/pkg/podgroup"
 )
@@ -33,8 +34,9 @@ func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
 	if _, err := state.Read(simulationKey); err == nil {
-		// The planner runs PreFilter for a member; the group is its business.
-		return nil, nil
+		// The planner runs PreFilter for a member; the group is its
+		// business, and no plan exists yet for Filter to enforce.
+		return nil, fwk.NewStatus(fwk.Skip)
 	}
 	status, noFit := pl.preFilterMember(ctx, key, pg, pod, nodes)
 	if !status.IsSuccess() {
@@ -44,9 +46,20 @@ func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 		return nil, status
 	}
 	if plan := pl.groups.planOf(key); plan != nil {
-		return planFor(state, key, plan, pod), nil
+		if !plan.Shortcut {
+			return planFor(state, key, plan, pod), nil
+		}
+		if res := pl.followShortcut(state, key, plan, pod); res != nil {
+			return res, nil
+		}
+	} else if res, s := pl.joinDomain(state, key, pl.topologyKeyOf(pg, pod), pod, nodes); s != nil {
+		state.Write(preFilterRejectedKey, preFilterRejected{})
+		return nil, s
+	} else if res != nil {
+		return res, nil
 	}
-	return pl.joinDomain(state, key, pl.topologyKeyOf(pg, pod), pod, nodes), nil
+	// Nothing for Filter to enforce: Skip spares it a call per node.
+	return nil, fwk.NewStatus(fwk.Skip)
 }
 
 // preFilterMember decides whether pod may try; noFit is set when the group
@@ -91,6 +104,13 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 			if m.UID != pod.UID {
 				pl.handle.DeleteNominatedPodIfExists(m)
 			}
+		}
+	}
+	if topologyKey := pl.topologyKeyOf(pg, pod); topologyKey != "" && c.placed > 0 && c.placed < quorum {
+		if _, _, problem := pl.placedDomain(key, topologyKey, ""); problem != "" {
+			// No room can be made for that: no preemption.
+			pl.rejectGroup(key, pg, pod, "domain_unavailable", problem, false)
+			return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, problem)), false
 		}
 	}
 	if msg := pl.groupDoesNotFit(ctx, pg, c, nodes); msg != "" {
@@ -163,16 +183,6 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 		// The quorum is placed: later members join a group that runs.
 		return ""
 	}
-	free := make([]capacity.Node, len(nodes))
-	for i, ni := range nodes {
-		free[i] = capacity.NodeOf(ni)
-	}
-	// For packing, only the nodes the members may use count: their node
-	// selection and the taints they tolerate rule out the rest.
-	eligible := free
-	if len(c.pending) > 0 {
-		eligible = eligibleNodes(klog.FromContext(ctx), c.pending, nodes, free)
-	}
 	if len(pg.Spec.MinResources) > 0 {
 		want := capacity.FromList(pg.Spec.MinResources)
 		// Members already placed hold part of minResources themselves.
@@ -181,6 +191,10 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 			if pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil {
 				held = held.Add(capacity.RequestOf(pod))
 			}
+		}
+		free := make([]capacity.Node, len(nodes))
+		for i, ni := range nodes {
+			free[i] = capacity.NodeOf(ni)
 		}
 		have := capacity.TotalFree(free).Add(held)
 		if missing := want.Missing(have); missing != "" {
@@ -195,11 +209,18 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 	}
 	if len(c.pending) > 0 {
 		if topologyKey := pl.topologyKeyOf(pg, c.pending[0]); topologyKey != "" {
-			plan, why := pl.planGroup(ctx, topologyKey, need, c.pending, nodes)
+			key := podgroup.Key(pg.Namespace, pg.Name)
+			// The members still placed (a member was recreated, or the
+			// quorum was lowered) hold the group's domain: the rest join it.
+			domain := ""
+			if c.placed > 0 {
+				domain, _, _ = pl.placedDomain(key, topologyKey, "")
+			}
+			plan, why := pl.planGroup(ctx, topologyKey, domain, need, c.pending, nodes)
 			if plan == nil {
 				return fmt.Sprintf("no %s", why)
 			}
-			key := podgroup.Key(pg.Namespace, pg.Name)
+			plansMade.WithLabelValues("atomic").Inc()
 			pl.groups.setPlan(key, plan)
 			// Planning takes a while: the PodGroup may be gone by now.
 			pl.forgetIfGone(key)
@@ -210,46 +231,96 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 	for i, pod := range c.pending {
 		requests[i] = capacity.RequestOf(pod)
 	}
-	res := capacity.Pack(eligible, requests)
+	// For packing, only the nodes the members may use count: their node
+	// selection and the taints they tolerate rule out the rest.
+	res := capacity.PackFrom(newEligibleNodes(klog.FromContext(ctx), c.pending, nodes), requests)
 	if res.Placed >= need {
+		pl.planWholeGroup(ctx, pg, need, c.pending, nodes)
 		return ""
 	}
 	return fmt.Sprintf("%d/%d members fit (%d placed, %d more fit of %d needed); %s",
 		c.placed+res.Placed, quorum, c.placed, res.Placed, need, res.Blocked)
 }
 
-// eligibleNodes keeps the nodes that the members' required node affinity
-// selects and whose NoSchedule/NoExecute taints they tolerate. Members of a
-// group usually share a template; when they do not agree, every node is kept,
-// which keeps the check optimistic rather than wrong.
-func eligibleNodes(logger klog.Logger, pending []*v1.Pod, nodes []fwk.NodeInfo, free []capacity.Node) []capacity.Node {
+// planWholeGroup plans a big group that shares no domain ahead, with the
+// cluster as its one domain (wholeGroupPlanMinMembers): one pass of the
+// Filter plugins at its first member instead of a search of the cluster per
+// member. The plan is a shortcut only; without one the members search as
+// usual, so no plan is no failure.
+func (pl *CoschedGang) planWholeGroup(ctx context.Context, pg *schedv1alpha1.PodGroup, need int, pending []*v1.Pod, nodes []fwk.NodeInfo) {
+	from := int(*pl.args.WholeGroupPlanMinMembers)
+	if pl.args.PlacementStrategy != config.PlacementAtomic || from == 0 || len(pending) < from {
+		return
+	}
+	key := podgroup.Key(pg.Namespace, pg.Name)
+	plan, why := pl.planGroup(ctx, "", "", need, pending, nodes)
+	if plan == nil {
+		klog.FromContext(ctx).V(3).Info("No whole-group plan; members search the cluster", "podGroup", key, "why", why)
+		return
+	}
+	plan.Shortcut = true
+	// Members the plan does not cover search the whole cluster.
+	plan.DomainNodes = nil
+	plansMade.WithLabelValues("shortcut").Inc()
+	pl.groups.setPlan(key, plan)
+	pl.forgetIfGone(key)
+}
+
+// eligibleNodes serves the fit check the nodes whose free room the pending
+// members may use: those their required node affinity selects and whose
+// NoSchedule/NoExecute taints they tolerate. Members of a group usually
+// share a template; when they do not agree, every node is kept, which keeps
+// the check optimistic rather than wrong. Nodes are looked at only as the
+// check reaches them.
+type eligibleNodes struct {
+	logger      klog.Logger
+	nodes       []fwk.NodeInfo
+	all         bool
+	required    nodeaffinity.RequiredNodeAffinity
+	tolerations []v1.Toleration
+}
+
+func newEligibleNodes(logger klog.Logger, pending []*v1.Pod, nodes []fwk.NodeInfo) *eligibleNodes {
+	e := &eligibleNodes{logger: logger, nodes: nodes, all: len(pending) == 0}
+	if e.all {
+		return e
+	}
 	rep := pending[0]
 	for _, p := range pending[1:] {
 		if !equality.Semantic.DeepEqual(p.Spec.NodeSelector, rep.Spec.NodeSelector) ||
 			!equality.Semantic.DeepEqual(nodeAffinityOf(p), nodeAffinityOf(rep)) ||
 			!equality.Semantic.DeepEqual(p.Spec.Tolerations, rep.Spec.Tolerations) {
-			return free
+			e.all = true
+			return e
 		}
 	}
-	required := nodeaffinity.GetRequiredNodeAffinity(rep)
-	hardTaints := func(t *v1.Taint) bool {
-		return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
+	e.required = nodeaffinity.GetRequiredNodeAffinity(rep)
+	e.tolerations = rep.Spec.Tolerations
+	return e
+}
+
+func (e *eligibleNodes) Len() int { return len(e.nodes) }
+
+func (e *eligibleNodes) At(i int) (capacity.Node, bool) {
+	ni := e.nodes[i]
+	if e.all {
+		return capacity.NodeOf(ni), true
 	}
-	out := make([]capacity.Node, 0, len(free))
-	for i, ni := range nodes {
-		node := ni.Node()
-		if node == nil {
-			continue
-		}
-		if ok, _ := required.Match(node); !ok {
-			continue
-		}
-		if _, untolerated := corev1helpers.FindMatchingUntoleratedTaint(logger, node.Spec.Taints, rep.Spec.Tolerations, hardTaints, false); untolerated {
-			continue
-		}
-		out = append(out, free[i])
+	node := ni.Node()
+	if node == nil {
+		return capacity.Node{}, false
 	}
-	return out
+	if ok, _ := e.required.Match(node); !ok {
+		return capacity.Node{}, false
+	}
+	if _, untolerated := corev1helpers.FindMatchingUntoleratedTaint(e.logger, node.Spec.Taints, e.tolerations, hardTaint, false); untolerated {
+		return capacity.Node{}, false
+	}
+	return capacity.NodeOf(ni), true
+}
+
+func hardTaint(t *v1.Taint) bool {
+	return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
 }
 
 func nodeAffinityOf(p *v1.Pod) *v1.NodeAffinity {

@@ -63,7 +63,7 @@ func TestPreFilter(t *testing.T) {
 			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"), cpu("m3", "1")},
 			pod:       cpu("m1", "1"),
 			nodes:     nodesWithCPU("2", "1"),
-			wantCode:  fwk.Success,
+			wantCode:  admitted,
 		},
 		{
 			name:      "quorum fits although not every member does",
@@ -71,7 +71,7 @@ func TestPreFilter(t *testing.T) {
 			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"), cpu("m3", "1")},
 			pod:       cpu("m1", "1"),
 			nodes:     nodesWithCPU("1", "1"),
-			wantCode:  fwk.Success,
+			wantCode:  admitted,
 		},
 		{
 			name:      "fragmented free room: 2 x 750m cannot hold 1-CPU members",
@@ -103,7 +103,7 @@ func TestPreFilter(t *testing.T) {
 			informer:  []*v1.Pod{cpu("m1", "1"), bound("m2", "1", "node9"), bound("m3", "1", "node9")},
 			pod:       cpu("m1", "1"),
 			nodes:     nodesWithCPU("1"),
-			wantCode:  fwk.Success,
+			wantCode:  admitted,
 		},
 		{
 			name:       "bound members count, the rest still must fit",
@@ -135,7 +135,7 @@ func TestPreFilter(t *testing.T) {
 			informer: []*v1.Pod{cpu("m1", "1"), cpu("m2", "1")},
 			pod:      cpu("m1", "1"),
 			nodes:    nodesWithCPU("2", "2"),
-			wantCode: fwk.Success,
+			wantCode: admitted,
 		},
 		{
 			name: "minResources counts what bound members already hold",
@@ -145,7 +145,7 @@ func TestPreFilter(t *testing.T) {
 			informer: []*v1.Pod{cpu("m1", "1"), bound("m2", "2", "node9")},
 			pod:      cpu("m1", "1"),
 			nodes:    nodesWithCPU("2", "1"),
-			wantCode: fwk.Success,
+			wantCode: admitted,
 		},
 		{
 			name: "minResources no longer gates members once the quorum is bound",
@@ -155,7 +155,7 @@ func TestPreFilter(t *testing.T) {
 			informer: []*v1.Pod{cpu("m1", "1"), bound("m2", "1", "node9")},
 			pod:      cpu("m1", "1"),
 			nodes:    nodesWithCPU("2"),
-			wantCode: fwk.Success,
+			wantCode: admitted,
 		},
 		{
 			name:      "a member joining a bound quorum is not packed",
@@ -163,7 +163,7 @@ func TestPreFilter(t *testing.T) {
 			informer:  []*v1.Pod{cpu("m1", "1"), cpu("m2", "1"), bound("m3", "1", "node9"), bound("m4", "1", "node9")},
 			pod:       cpu("m1", "1"),
 			nodes:     nodesWithCPU("100m"),
-			wantCode:  fwk.Success,
+			wantCode:  admitted,
 		},
 		{
 			name: "minResources still gates a group short of its quorum",
@@ -195,7 +195,7 @@ func TestPreFilter(t *testing.T) {
 			reserved:  []string{"m1"},
 			pod:       cpu("m2", "1"),
 			nodes:     nodesWithCPU("100m"),
-			wantCode:  fwk.Success,
+			wantCode:  admitted,
 		},
 		{
 			name:      "quorum still checked while the group holds reservations",
@@ -324,7 +324,7 @@ func TestPreFilterBackoff(t *testing.T) {
 			advance:  5100 * time.Millisecond,
 			pod:      pods[0],
 			nodes:    bigEnough,
-			wantCode: fwk.Success,
+			wantCode: admitted,
 			// The step fired the second backoff's timer.
 			wantActivated: [][]string{{"ns/m1", "ns/m2"}},
 		},
@@ -365,7 +365,7 @@ func TestPreFilterBackoffDisabled(t *testing.T) {
 	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[0], nodesWithCPU("750m", "750m"))
 	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "cannot fit as a whole")
 	_, s = e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[1], nodesWithCPU("1", "1"))
-	assertStatus(t, s, fwk.Success)
+	assertStatus(t, s, admitted)
 }
 
 // TestPreFilterBackoffIgnoredWhileReserved: members that follow a member
@@ -380,7 +380,7 @@ func TestPreFilterBackoffIgnoredWhileReserved(t *testing.T) {
 	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "backing off for 1m0s after it was rejected: earlier failure")
 	e.pl.groups.reserve(testKey, pods[0].UID, "node1")
 	_, s = e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[1], nodesWithCPU("1", "1"))
-	assertStatus(t, s, fwk.Success)
+	assertStatus(t, s, admitted)
 }
 
 // TestPreFilterRejectionThenPostFilter (regression) runs what the scheduler
@@ -508,7 +508,7 @@ func TestPreFilterMembersDisagree(t *testing.T) {
 	e.addPodGroups(makePG(testPG, 2))
 	e.addPods(member("a", testPG).Priority(10).Obj(), member("b", testPG).Obj())
 	_, s = e.pl.PreFilter(e.ctx, framework.NewCycleState(), member("a", testPG).Priority(10).Obj(), nodesWithCPU("4"))
-	assertStatus(t, s, fwk.Success)
+	assertStatus(t, s, admitted)
 	var warned []string
 	for _, ev := range e.events() {
 		if strings.Contains(ev, "MembersDisagree") {

@@ -63,6 +63,10 @@ type Plan struct {
 	// DomainNodes lists every node of the domain, for members that arrive
 	// after planning.
 	DomainNodes []string
+	// Shortcut marks the plan of a group that shares no domain (the cluster
+	// was the one domain): it only spares members their search, and a
+	// member whose planned node no longer has room may go anywhere.
+	Shortcut bool
 }
 
 // Input is one planning question.

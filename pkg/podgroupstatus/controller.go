@@ -49,6 +49,13 @@ const (
 
 	// maxPodsInEvent bounds how many pod names an event note lists.
 	maxPodsInEvent = 3
+
+	// DefaultDebounce is how long a change waits before its PodGroup is
+	// synced. The members of a group are created, bound and started within
+	// moments of each other; one write for all of them costs the API server,
+	// and the scheduler's PodGroup event handlers, a fraction of one per
+	// member.
+	DefaultDebounce = time.Second
 )
 
 // Controller writes the status of PodGroups from the pods that belong to them.
@@ -57,6 +64,9 @@ type Controller struct {
 	recorder events.EventRecorder
 	clock    clock.PassiveClock
 	logger   klog.Logger
+	// debounce delays a sync after a change, so that the changes of a
+	// group's members in that time make one write.
+	debounce time.Duration
 
 	pgLister    schedlisters.PodGroupLister
 	pgSynced    cache.InformerSynced
@@ -84,6 +94,7 @@ func NewController(kube kubernetes.Interface, pgClient versioned.Interface, pgIn
 		recorder: recorder,
 		clock:    clock.RealClock{},
 		logger:   klog.Background().WithName("podgroup-status"),
+		debounce: DefaultDebounce,
 		pgLister: pgInformer.Lister(),
 		pgSynced: pgInformer.Informer().HasSynced,
 	}
@@ -113,12 +124,38 @@ func NewController(kube kubernetes.Interface, pgClient versioned.Interface, pgIn
 
 // NewMemberPodInformerFactory returns an informer factory whose pod informer
 // sees every pod that carries the pod group label, whatever its phase. Use
-// its Core().V1().Pods() for NewController.
+// its Core().V1().Pods() for NewController. It keeps only what the status is
+// computed from (see memberOnly): the scheduler already holds every pending
+// and running pod in full, and this second copy must not double that.
 func NewMemberPodInformerFactory(client kubernetes.Interface, resync time.Duration) informers.SharedInformerFactory {
 	return informers.NewSharedInformerFactoryWithOptions(client, resync,
 		informers.WithTweakListOptions(func(options *metav1.ListOptions) {
 			options.LabelSelector = schedv1alpha1.PodGroupLabel
-		}))
+		}),
+		informers.WithTransform(memberOnly))
+}
+
+// memberOnly strips a pod down to what Compute and the events read: its
+// identity, labels, owners, creation and deletion times, node and phase.
+func memberOnly(obj interface{}) (interface{}, error) {
+	pod, ok := obj.(*v1.Pod)
+	if !ok {
+		return obj, nil // tombstones and other types pass unchanged
+	}
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              pod.Name,
+			Namespace:         pod.Namespace,
+			UID:               pod.UID,
+			ResourceVersion:   pod.ResourceVersion,
+			Labels:            pod.Labels,
+			OwnerReferences:   pod.OwnerReferences,
+			CreationTimestamp: pod.CreationTimestamp,
+			DeletionTimestamp: pod.DeletionTimestamp,
+		},
+		Spec:   v1.PodSpec{NodeName: pod.Spec.NodeName},
+		Status: v1.PodStatus{Phase: pod.Status.Phase},
+	}, nil
 }
 
 // Run waits for the informers to sync and processes PodGroups with the given
@@ -181,7 +218,9 @@ func (c *Controller) enqueue(key string) {
 	c.queueLock.RLock()
 	defer c.queueLock.RUnlock()
 	if c.queue != nil {
-		c.queue.Add(key)
+		// A key already waiting keeps its earlier time: the sync comes at
+		// most one debounce after the first change it covers.
+		c.queue.AddAfter(key, c.debounce)
 	}
 }
 

@@ -74,6 +74,8 @@ func newFixture(t *testing.T, ctx context.Context, pgs []*schedv1alpha1.PodGroup
 		t.Fatalf("NewController: %v", err)
 	}
 	controller.clock = testingclock.NewFakePassiveClock(now.Time)
+	// Short, to keep the tests fast; TestDebounce sets its own.
+	controller.debounce = 20 * time.Millisecond
 	f.controller = controller
 
 	informerCtx, stopInformers := context.WithCancel(ctx)
@@ -176,11 +178,9 @@ func TestSync(t *testing.T) {
 				member("c", inNamespace("other"), onNode("n"), inPhase(v1.PodRunning)),
 			},
 			key: "ns/pg",
-			// A new group enters Pending silently, and no annotation is
-			// needed for zero scheduled members.
-			wantPatches: []patch{
-				{Subresource: "status", Data: `{"status":{"phase":"Pending","occupiedBy":"","running":0,"succeeded":0,"failed":0,"scheduleStartTime":null}}`},
-			},
+			// A new group is Pending without a write (an empty phase reads
+			// as Pending), and no annotation is needed for zero scheduled
+			// members.
 		},
 		"counters dropping to zero are written": {
 			pgs: []*schedv1alpha1.PodGroup{withAnnotation(podGroup(2, schedv1alpha1.PodGroupStatus{
@@ -318,26 +318,14 @@ func TestRun(t *testing.T) {
 		[]*schedv1alpha1.PodGroup{podGroup(2, schedv1alpha1.PodGroupStatus{})},
 		[]*v1.Pod{member("a"), member("b")})
 
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.controller.Run(ctx, 1)
-	}()
+	done := f.run(ctx)
 
 	// Existing groups are synced when Run starts.
 	waitForPodGroup(t, ctx, f, func(pg *schedv1alpha1.PodGroup) bool {
 		return pg.Status.Phase == schedv1alpha1.PodGroupScheduling
 	})
 
-	for _, name := range []string{"a", "b"} {
-		pod := running(name)
-		// The controller ignores updates that keep the resourceVersion, as
-		// periodic resyncs do; the fake client does not bump it.
-		pod.ResourceVersion = "2"
-		if _, err := f.kube.CoreV1().Pods(testNamespace).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
-			t.Fatalf("updating pod %s: %v", name, err)
-		}
-	}
+	f.startRunning(t, ctx, "a", "b")
 	pg := waitForPodGroup(t, ctx, f, func(pg *schedv1alpha1.PodGroup) bool {
 		return pg.Status.Phase == schedv1alpha1.PodGroupRunning && pg.Annotations[ScheduledMembersAnnotation] == "2"
 	})
@@ -364,6 +352,88 @@ func TestRun(t *testing.T) {
 	}
 	if f.controller.running() {
 		t.Error("controller still accepts work after Run returned")
+	}
+}
+
+// TestDebounce: members that change together make one write, not one per
+// member. Without the debounce each pod update below is synced on its own:
+// five writes instead of three.
+func TestDebounce(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := newFixture(t, ctx,
+		[]*schedv1alpha1.PodGroup{podGroup(2, schedv1alpha1.PodGroupStatus{})},
+		[]*v1.Pod{member("a"), member("b")})
+	f.controller.debounce = 300 * time.Millisecond
+
+	done := f.run(ctx)
+	waitForPodGroup(t, ctx, f, func(pg *schedv1alpha1.PodGroup) bool {
+		return pg.Status.Phase == schedv1alpha1.PodGroupScheduling
+	})
+	f.startRunning(t, ctx, "a", "b")
+	waitForPodGroup(t, ctx, f, func(pg *schedv1alpha1.PodGroup) bool {
+		return pg.Status.Phase == schedv1alpha1.PodGroupRunning && pg.Annotations[ScheduledMembersAnnotation] == "2"
+	})
+	// Our own writes come back as PodGroup updates; their syncs must find
+	// nothing left to write.
+	time.Sleep(3 * f.controller.debounce)
+	cancel()
+	<-done
+	var got []string
+	for _, p := range f.patches() {
+		kind := p.Subresource
+		if kind == "" {
+			kind = "metadata"
+		}
+		got = append(got, kind)
+	}
+	if diff := cmp.Diff([]string{"status", "status", "metadata"}, got); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
+	}
+}
+
+func TestMemberOnly(t *testing.T) {
+	full := running("a")
+	ownedBy("Job", "job", true)(full)
+	full.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+	full.Annotations = map[string]string{"big": strings.Repeat("x", 100)}
+	full.Spec.Containers = []v1.Container{{Name: "c", Image: "i"}}
+	obj, err := memberOnly(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped := obj.(*v1.Pod)
+	if stripped.ManagedFields != nil || stripped.Annotations != nil || stripped.Spec.Containers != nil {
+		t.Errorf("memberOnly kept more than the status needs: %+v", stripped)
+	}
+	pg := podGroup(1, schedv1alpha1.PodGroupStatus{})
+	if diff := cmp.Diff(Compute(pg, []*v1.Pod{full}, now), Compute(pg, []*v1.Pod{stripped}, now)); diff != "" {
+		t.Errorf("the stripped pod computes another status (-full +stripped):\n%s", diff)
+	}
+}
+
+// run runs the controller until ctx ends; the channel closes when Run returned.
+func (f *fixture) run(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.controller.Run(ctx, 1)
+	}()
+	return done
+}
+
+// startRunning makes the named pods run on a node.
+func (f *fixture) startRunning(t *testing.T, ctx context.Context, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		pod := running(name)
+		// The controller ignores updates that keep the resourceVersion, as
+		// periodic resyncs do; the fake client does not bump it.
+		pod.ResourceVersion = "2"
+		if _, err := f.kube.CoreV1().Pods(testNamespace).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatalf("updating pod %s: %v", name, err)
+		}
 	}
 }
 

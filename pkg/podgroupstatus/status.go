@@ -86,6 +86,12 @@ func Compute(pg *schedv1alpha1.PodGroup, pods []*v1.Pod, now metav1.Time) Summar
 	if summary.Members >= quorum && status.ScheduleStartTime.IsZero() {
 		status.ScheduleStartTime = now
 	}
+	if status.Phase == schedv1alpha1.PodGroupPending && pg.Status.Phase == "" {
+		// A group nobody wrote a phase for yet is Pending by definition
+		// (cosched's tools show it so); writing it would cost every new
+		// group a write that tells nothing.
+		status.Phase = ""
+	}
 	summary.Status = status
 	return summary
 }

@@ -82,14 +82,14 @@ func TestCompute(t *testing.T) {
 		pods []*v1.Pod
 		want Summary
 	}{
-		"no pods is pending": {
+		"no pods stays pending with an empty phase": {
 			pg:   podGroup(2, schedv1alpha1.PodGroupStatus{}),
-			want: Summary{Status: schedv1alpha1.PodGroupStatus{Phase: schedv1alpha1.PodGroupPending}},
+			want: Summary{Status: schedv1alpha1.PodGroupStatus{}},
 		},
-		"fewer members than quorum is pending": {
+		"fewer members than quorum stays pending with an empty phase": {
 			pg:   podGroup(3, schedv1alpha1.PodGroupStatus{}),
 			pods: []*v1.Pod{member("a"), member("b")},
-			want: Summary{Members: 2, Status: schedv1alpha1.PodGroupStatus{Phase: schedv1alpha1.PodGroupPending}},
+			want: Summary{Members: 2, Status: schedv1alpha1.PodGroupStatus{}},
 		},
 		"quorum of members starts scheduling": {
 			pg:   podGroup(2, schedv1alpha1.PodGroupStatus{Phase: schedv1alpha1.PodGroupPending}),
@@ -220,7 +220,7 @@ func TestCompute(t *testing.T) {
 				member("d", inGroup("other"), onNode("n"), inPhase(v1.PodSucceeded)),
 				member("e", withoutGroupLabel(), onNode("n"), inPhase(v1.PodFailed)),
 			},
-			want: Summary{Members: 1, Status: schedv1alpha1.PodGroupStatus{Phase: schedv1alpha1.PodGroupPending}},
+			want: Summary{Members: 1, Status: schedv1alpha1.PodGroupStatus{}},
 		},
 		"zero minMember needs one member": {
 			pg:   podGroup(0, schedv1alpha1.PodGroupStatus{}),
@@ -229,9 +229,9 @@ func TestCompute(t *testing.T) {
 				Phase: schedv1alpha1.PodGroupScheduling, ScheduleStartTime: now,
 			}},
 		},
-		"zero minMember without pods is pending": {
+		"zero minMember without pods stays pending with an empty phase": {
 			pg:   podGroup(0, schedv1alpha1.PodGroupStatus{}),
-			want: Summary{Status: schedv1alpha1.PodGroupStatus{Phase: schedv1alpha1.PodGroupPending}},
+			want: Summary{Status: schedv1alpha1.PodGroupStatus{}},
 		},
 		"occupied by the controller of the first member that has one": {
 			pg: podGroup(3, schedv1alpha1.PodGroupStatus{}),
@@ -250,7 +250,7 @@ func TestCompute(t *testing.T) {
 			pg:   podGroup(3, schedv1alpha1.PodGroupStatus{OccupiedBy: "ns/first"}),
 			pods: []*v1.Pod{member("a", ownedBy("Job", "job-2", true))},
 			want: Summary{Members: 1, Status: schedv1alpha1.PodGroupStatus{
-				Phase: schedv1alpha1.PodGroupPending, OccupiedBy: "ns/first",
+				OccupiedBy: "ns/first",
 			}},
 		},
 	}

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
 	"github.com/cosched/cosched/pkg/podgroup"
+	"github.com/cosched/cosched/pkg/podgroupstatus"
 	"github.com/cosched/cosched/test/testutil"
 )
 
@@ -174,6 +175,15 @@ func (s *suite) running(names []string) {
 
 func (s *suite) phase(group string, want schedv1alpha1.PodGroupPhase) *schedv1alpha1.PodGroup {
 	s.t.Helper()
+	return s.podGroupWhere(group, "phase "+string(want), func(pg *schedv1alpha1.PodGroup) bool {
+		// A group nobody wrote a phase for yet is Pending.
+		return pg.Status.Phase == want || want == schedv1alpha1.PodGroupPending && pg.Status.Phase == ""
+	})
+}
+
+// podGroupWhere waits until the PodGroup meets cond.
+func (s *suite) podGroupWhere(group, what string, cond func(*schedv1alpha1.PodGroup) bool) *schedv1alpha1.PodGroup {
+	s.t.Helper()
 	var got *schedv1alpha1.PodGroup
 	err := wait.PollUntilContextTimeout(s.ctx, 200*time.Millisecond, bindTimeout, true, func(ctx context.Context) (bool, error) {
 		pg, err := s.pg.SchedulingV1alpha1().PodGroups(s.ns).Get(ctx, group, metav1.GetOptions{})
@@ -181,10 +191,10 @@ func (s *suite) phase(group string, want schedv1alpha1.PodGroupPhase) *schedv1al
 			return false, nil
 		}
 		got = pg
-		return pg.Status.Phase == want, nil
+		return cond(pg), nil
 	})
 	if err != nil {
-		s.t.Fatalf("PodGroup %s never reached phase %s (status %+v)", group, want, got.Status)
+		s.t.Fatalf("PodGroup %s never reached %s (annotations %v, status %+v)", group, what, got.Annotations, got.Status)
 	}
 	return got
 }
@@ -349,6 +359,10 @@ func TestStatusAsUsersSeeIt(t *testing.T) {
 	s.allBound(names)
 	s.running(names)
 	s.phase("train", schedv1alpha1.PodGroupRunning)
+	// The status and the scheduled-members annotation are two writes.
+	s.podGroupWhere("train", "2 scheduled members", func(pg *schedv1alpha1.PodGroup) bool {
+		return pg.Annotations[podgroupstatus.ScheduledMembersAnnotation] == "2"
+	})
 	out := kubectl(t, "get", "podgroups", "-n", s.ns)
 	for _, want := range []string{"PHASE", "MINMEMBER", "RUNNING", "train", "Running"} {
 		if !strings.Contains(out, want) {

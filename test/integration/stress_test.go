@@ -239,6 +239,9 @@ type stress struct {
 func stressArgs(a *config.CoschedGangArgs) {
 	a.PodGroupBackoffSeconds = ptr.To[int64](1)
 	a.PermitWaitingTimeSeconds = ptr.To[int64](10)
+	// Whole-group shortcut plans from 4 pending members (100 in production),
+	// so that the invariants hold for them too.
+	a.WholeGroupPlanMinMembers = ptr.To[int32](4)
 }
 
 func newStress(t *testing.T, c *cluster, cfg stressConfig) *stress {

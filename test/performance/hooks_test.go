@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,8 +45,12 @@ import (
 //     perf.cosched.dev/await, the op blocks until every pod has been bound
 //     once and every group has completed, or fails after
 //     -cosched-await-timeout naming the groups that never completed;
-//   - cosched's own counters and the scheduler's attempt counts, read before
-//     the harness resets the metrics registry;
+//   - cosched's own counters, the scheduler's attempt and opportunistic
+//     batching counts, read before the harness resets the metrics registry;
+//   - the API writes of the measured phase by verb and resource (binds,
+//     nominations, PodGroup status, events), from the in-process API
+//     server's apiserver_request_total (profile_test.go, which also writes
+//     CPU and allocation profiles with -cosched-profile-dir);
 //   - pods never bound that hold a nominated node (status.nominatedNodeName):
 //     the scheduler's Filter counts them as occupying that node, so stale
 //     nominations are reported, with the nodes they pile on.
@@ -157,6 +162,11 @@ type tracker struct {
 	// but held a nominated node; sampled once a second.
 	maxNominated int
 	sampler      sync.WaitGroup
+
+	// writesAtAttach counts the API writes made before the measured phase
+	// (nodes, PodGroups); profile profiles the measured phase.
+	writesAtAttach map[string]float64
+	profile        *phaseProfile
 }
 
 func startTracker(tCtx ktesting.TContext) *tracker {
@@ -193,7 +203,9 @@ func (t *tracker) attach(sched *scheduler.Scheduler) error {
 			return err
 		}
 		t.informer, t.registration = informer, reg
-		return nil
+		t.writesAtAttach = apiWrites()
+		t.profile, err = startPhaseProfile(strings.TrimPrefix(t.name, "BenchmarkPerfScheduling/"))
+		return err
 	}
 	return errors.New("the scheduler has no profile")
 }
@@ -454,11 +466,15 @@ func (t *tracker) stop() {
 func (t *tracker) finish() error {
 	t.catchUp(30 * time.Second)
 	counters := gatherCounters()
+	if t.writesAtAttach != nil {
+		maps.Copy(counters, writesSince(t.writesAtAttach))
+	}
+	profileErr := t.profile.stop()
 	t.stop()
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var errs []error
+	errs := []error{profileErr}
 	for _, p := range t.problems {
 		errs = append(errs, errors.New(p))
 	}
@@ -550,6 +566,14 @@ func gatherCounters() map[string]float64 {
 		switch {
 		case name == "scheduler_schedule_attempts_total":
 			key = func(l map[string]string) string { return "attempts_" + l["result"] }
+		case name == "scheduler_batch_attempts_total":
+			key = func(l map[string]string) string { return "batch_" + l["result"] }
+		case name == "scheduler_batch_cache_flushed_total":
+			key = func(l map[string]string) string { return "batch_flushed_" + l["reason"] }
+		case name == "cosched_gang_plans_total":
+			key = func(l map[string]string) string { return "plans_" + l["kind"] }
+		case name == "cosched_gang_shortcut_members_total":
+			key = func(l map[string]string) string { return "shortcut_" + l["result"] }
 		case name == "cosched_gang_rejections_total":
 			key = func(l map[string]string) string { return "rejections_" + l["reason"] }
 		case strings.HasPrefix(name, "cosched_gang_"):

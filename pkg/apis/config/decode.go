@@ -46,6 +46,7 @@ func (in *CoschedGangArgs) DeepCopy() *CoschedGangArgs {
 	out.PodGroupBackoffSeconds = copyPtr(in.PodGroupBackoffSeconds)
 	out.ManagePodGroupStatus = copyPtr(in.ManagePodGroupStatus)
 	out.GangPreemption = copyPtr(in.GangPreemption)
+	out.WholeGroupPlanMinMembers = copyPtr(in.WholeGroupPlanMinMembers)
 	return &out
 }
 

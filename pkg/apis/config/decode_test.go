@@ -20,6 +20,7 @@ func TestDecode(t *testing.T) {
 		GangPreemption:           ptr.To(true),
 		StatusLeaseNamespace:     "kube-system",
 		PlacementStrategy:        PlacementAtomic,
+		WholeGroupPlanMinMembers: ptr.To[int32](100),
 	}
 	tests := []struct {
 		name    string
@@ -39,6 +40,7 @@ func TestDecode(t *testing.T) {
 				GangPreemption:           ptr.To(true),
 				StatusLeaseNamespace:     "kube-system",
 				PlacementStrategy:        PlacementMemberByMember,
+				WholeGroupPlanMinMembers: ptr.To[int32](100),
 			},
 		},
 		{
@@ -53,6 +55,7 @@ func TestDecode(t *testing.T) {
 				GangPreemption:           ptr.To(true),
 				StatusLeaseNamespace:     "cosched-system",
 				PlacementStrategy:        PlacementAtomic,
+				WholeGroupPlanMinMembers: ptr.To[int32](100),
 			},
 		},
 		{name: "typed args are copied and defaulted", obj: &CoschedGangArgs{PermitWaitingTimeSeconds: ptr.To[int64](30)},
@@ -73,6 +76,14 @@ func TestDecode(t *testing.T) {
 			wantErr: "args.statusLeaseNamespace: Invalid value: \"Not_A_Namespace\""},
 		{name: "unknown strategy", obj: &runtime.Unknown{Raw: []byte(`{"placementStrategy":"Spread"}`)},
 			wantErr: `args.placementStrategy: Unsupported value: "Spread"`},
+		{name: "negative whole-group plan size", obj: &runtime.Unknown{Raw: []byte(`{"wholeGroupPlanMinMembers":-1}`)},
+			wantErr: "args.wholeGroupPlanMinMembers: Invalid value: -1: must be 0 (off) or more"},
+		{name: "whole-group plans off", obj: &runtime.Unknown{Raw: []byte(`{"wholeGroupPlanMinMembers":0}`)},
+			want: func() *CoschedGangArgs {
+				a := defaults.DeepCopy()
+				a.WholeGroupPlanMinMembers = ptr.To[int32](0)
+				return a
+			}()},
 		{name: "gang preemption off", obj: &runtime.Unknown{Raw: []byte(`{"gangPreemption":false}`)},
 			want: func() *CoschedGangArgs {
 				a := defaults.DeepCopy()

@@ -16,6 +16,11 @@ const (
 	// never parked for longer than a Permit wait could last.
 	MaxPodGroupBackoffSeconds int64 = MaxPermitWaitingTimeSeconds
 
+	// DefaultWholeGroupPlanMinMembers is where planning a group ahead pays
+	// off for certain: below it a group's own search is cheap, and its
+	// members keep the scheduler's node scoring.
+	DefaultWholeGroupPlanMinMembers int32 = 100
+
 	defaultLeaseNamespace = "kube-system"
 )
 
@@ -42,6 +47,10 @@ func SetDefaults(args *CoschedGangArgs) {
 	if args.GangPreemption == nil {
 		v := true
 		args.GangPreemption = &v
+	}
+	if args.WholeGroupPlanMinMembers == nil {
+		v := DefaultWholeGroupPlanMinMembers
+		args.WholeGroupPlanMinMembers = &v
 	}
 	if args.PlacementStrategy == "" {
 		args.PlacementStrategy = PlacementAtomic

@@ -46,6 +46,14 @@ type CoschedGangArgs struct {
 	// PlacementStrategy is Atomic or MemberByMember. Default Atomic.
 	PlacementStrategy PlacementStrategy `json:"placementStrategy,omitempty"`
 
+	// WholeGroupPlanMinMembers: under the Atomic strategy, a group that
+	// shares no topology domain and still needs at least this many members
+	// is planned as a whole at its first member, with the cluster as one
+	// domain; each member then checks only its planned node instead of
+	// searching the cluster. A member whose planned node no longer has room
+	// searches as usual. 0 turns it off. Default 100.
+	WholeGroupPlanMinMembers *int32 `json:"wholeGroupPlanMinMembers,omitempty"`
+
 	// GangPreemption lets a group that cannot be placed evict lower-priority
 	// pods and gangs to make room for all the members its quorum needs at
 	// once (and never for fewer). Members with preemptionPolicy Never never

@@ -21,6 +21,13 @@ func Validate(path *field.Path, args *CoschedGangArgs) field.ErrorList {
 	for _, msg := range apivalidation.ValidateNamespaceName(args.StatusLeaseNamespace, false) {
 		errs = append(errs, field.Invalid(path.Child("statusLeaseNamespace"), args.StatusLeaseNamespace, msg))
 	}
+	if v := args.WholeGroupPlanMinMembers; v == nil || *v < 0 {
+		var shown any
+		if v != nil {
+			shown = *v
+		}
+		errs = append(errs, field.Invalid(path.Child("wholeGroupPlanMinMembers"), shown, "must be 0 (off) or more"))
+	}
 	switch args.PlacementStrategy {
 	case PlacementAtomic, PlacementMemberByMember:
 	default:

@@ -9,6 +9,9 @@
 // results.md and throughput.svg next to them. Every ratio it prints divides
 // two numbers of that one run; a folder holding more than one run is
 // refused, so that no figure mixes runs.
+//
+// Given several runs of one commit (-in a,b,c), it writes summary.md: each
+// target's ratio in every run and their median, on which it is judged.
 package main
 
 import (
@@ -23,35 +26,55 @@ import (
 )
 
 func main() {
-	in := flag.String("in", "", "the run's -data-items-dir")
-	out := flag.String("out", "", "where results.md and throughput.svg go (default: -in)")
+	in := flag.String("in", "", "the run's -data-items-dir; several runs of one commit as a comma-separated list")
+	out := flag.String("out", "", "where results.md and throughput.svg (one run) or summary.md (several) go (default: the first -in)")
+	targetsOnly := flag.Bool("targets", false, "print only the target table (results.md still holds everything)")
 	flag.Parse()
 	if *in == "" {
 		fmt.Fprintln(os.Stderr, "report: -in is required")
 		os.Exit(2)
 	}
+	dirs := strings.Split(*in, ",")
 	if *out == "" {
-		*out = *in
+		*out = dirs[0]
 	}
-	run, err := load(*in)
-	if err != nil {
+	if err := report(dirs, *out, *targetsOnly); err != nil {
 		fmt.Fprintf(os.Stderr, "report: %v\n", err)
 		os.Exit(1)
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		fmt.Fprintf(os.Stderr, "report: %v\n", err)
-		os.Exit(1)
+}
+
+func report(dirs []string, out string, targetsOnly bool) error {
+	runs := make([]*run, len(dirs))
+	for i, dir := range dirs {
+		r, err := load(dir)
+		if err != nil {
+			return err
+		}
+		runs[i] = r
 	}
-	md := renderMarkdown(run)
-	if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md), 0o644); err != nil {
-		fmt.Fprintf(os.Stderr, "report: %v\n", err)
-		os.Exit(1)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
 	}
-	if err := os.WriteFile(filepath.Join(*out, "throughput.svg"), []byte(renderSVG(run)), 0o644); err != nil {
-		fmt.Fprintf(os.Stderr, "report: %v\n", err)
-		os.Exit(1)
+	if len(runs) > 1 {
+		summary := renderSummary(runs, dirs)
+		fmt.Print(summary)
+		return os.WriteFile(filepath.Join(out, "summary.md"), []byte(summary), 0o644)
 	}
-	fmt.Print(md)
+	text := renderMarkdown(runs[0])
+	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(text), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "throughput.svg"), []byte(renderSVG(runs[0])), 0o644); err != nil {
+		return err
+	}
+	if targetsOnly {
+		var m md
+		runs[0].targetTable(&m)
+		text = m.b.String()
+	}
+	fmt.Print(text)
+	return nil
 }
 
 // Test case names in performance-config.yaml.
@@ -65,6 +88,8 @@ const (
 	tcMemberByMember = "ColocationMemberByMember"
 	tcContention     = "Contention"
 	tcNoWaitNNN      = "CoschedGangNoWaitNomination"
+	tcPlainBatching  = "PlainPodsBatching"
+	tcGangBatching   = "CoschedGangBatching"
 )
 
 type dataItem struct {
@@ -93,6 +118,9 @@ type workload struct {
 	counters    map[string]float64
 	// histograms by "<metric>|<label values>", in milliseconds.
 	histograms map[string]map[string]float64
+	// heap is the harness's heap_memory_usage of the process (API server,
+	// scheduler and harness together), in MB.
+	heap map[string]float64
 }
 
 func (w *workload) key() string { return w.testCase + "/" + w.name }
@@ -151,6 +179,8 @@ func load(dir string) (*run, error) {
 			w.throughput = item.Data
 		case metric == "SchedulingDuration":
 			w.duration = item.Data["Duration"]
+		case metric == "heap_memory_usage":
+			w.heap = item.Data
 		case item.Unit == "ms":
 			w.histograms[histogramKey(metric, item.Labels)] = item.Data
 		}
@@ -302,6 +332,11 @@ type target struct {
 	goal, measured string
 	// met is "yes", "no" or "not measured".
 	met string
+	// value is the measured ratio (or fraction of groups completed), and
+	// pass says whether a value meets the goal: several runs are judged on
+	// their median.
+	value float64
+	pass  func(float64) bool
 }
 
 func verdict(ok, measured bool) string {
@@ -325,44 +360,50 @@ func (r *run) names(testCase string) []string {
 	return out
 }
 
+func atLeast(min float64) func(float64) bool { return func(v float64) bool { return v >= min } }
+func atMost(max float64) func(float64) bool  { return func(v float64) bool { return v <= max } }
+
+// ratioTarget checks num/den against pass.
+func ratioTarget(goal string, num, den float64, pass func(float64) bool) target {
+	v, m := ratio(num, den)
+	return target{goal: goal, measured: fmtRatio(num, den), met: verdict(m && pass(v), m), value: v, pass: pass}
+}
+
+// heapMax is the peak heap in use of the workload's process, 0 if unknown.
+func (w *workload) heapMax() float64 {
+	if w == nil || w.heap == nil {
+		return 0
+	}
+	return w.heap["Max"]
+}
+
 func (r *run) targets() []target {
 	var ts []target
 	for _, name := range r.names(tcGang) {
 		s, ok := parseShape(name)
-		if !ok {
+		if !ok || s.domain != "" {
 			continue
 		}
-		gang := r.get(tcGang, name)
+		gang, plain := r.get(tcGang, name), r.get(tcPlain, name)
 		switch {
 		case s.size <= 3:
-			plain, intree := r.get(tcPlain, name), r.get(tcInTree, name)
-			v, m := ratio(gang.avg(), plain.avg())
-			ts = append(ts, target{
-				goal:     fmt.Sprintf("%s: cosched gang throughput >= 0.9 x plain pods", name),
-				measured: fmtRatio(gang.avg(), plain.avg()),
-				met:      verdict(v >= 0.9, m),
-			})
-			v, m = ratio(gang.avg(), intree.avg())
-			ts = append(ts, target{
-				goal:     fmt.Sprintf("%s: cosched gang throughput >= in-tree gang", name),
-				measured: fmtRatio(gang.avg(), intree.avg()),
-				met:      verdict(v >= 1, m),
-			})
+			ts = append(ts,
+				ratioTarget(name+": cosched gang throughput >= 0.9 x plain pods", gang.avg(), plain.avg(), atLeast(0.9)),
+				ratioTarget(name+": cosched gang throughput >= 1.2 x in-tree gang", gang.avg(), r.get(tcInTree, name).avg(), atLeast(1.2)))
 		case s.size >= 100:
 			done, total, ok := gang.completed()
+			frac, _ := ratio(done, total)
 			ts = append(ts, target{
-				goal:     fmt.Sprintf("%s: every gang fully bound", name),
+				goal:     name + ": every gang fully bound",
 				measured: completion(done, total, ok),
 				met:      verdict(ok && total > 0 && done == total, ok),
-			})
-			plain := r.get(tcPlain, name)
-			v, m := ratio(gang.boundSeconds(), plain.boundSeconds())
-			ts = append(ts, target{
-				goal:     fmt.Sprintf("%s: time until all bound <= plain pods", name),
-				measured: fmtRatio(gang.boundSeconds(), plain.boundSeconds()),
-				met:      verdict(v <= 1, m),
-			})
+				value:    frac,
+				pass:     atLeast(1),
+			}, ratioTarget(name+": time until all bound <= 1.0 x plain pods", gang.boundSeconds(), plain.boundSeconds(), atMost(1)))
+		default:
+			continue
 		}
+		ts = append(ts, ratioTarget(name+": peak heap <= 1.1 x plain pods", gang.heapMax(), plain.heapMax(), atMost(1.1)))
 	}
 	for _, name := range r.names(tcAtomic) {
 		s, ok := parseShape(name)
@@ -373,12 +414,8 @@ func (r *run) targets() []target {
 		if gang == nil {
 			continue
 		}
-		v, m := ratio(atomic.avg(), gang.avg())
-		ts = append(ts, target{
-			goal:     fmt.Sprintf("%s: atomic placement costs <= 20%% throughput vs plain gangs (%s)", name, s.base),
-			measured: fmtRatio(atomic.avg(), gang.avg()),
-			met:      verdict(v >= 0.8, m),
-		})
+		ts = append(ts, ratioTarget(fmt.Sprintf("%s: co-location by pod affinity >= 0.8 x plain gangs (%s)", name, s.base),
+			atomic.avg(), gang.avg(), atLeast(0.8)))
 	}
 	for _, name := range r.names(tcContention) {
 		w := r.get(tcContention, name)
@@ -388,13 +425,102 @@ func (r *run) targets() []target {
 		if w.allComplete == nil {
 			measured += ", await never finished"
 		}
+		value := 0.0
+		if complete {
+			value = 1
+		}
 		ts = append(ts, target{
 			goal:     fmt.Sprintf("%s: zero deadlocks (every group completes, none left partially bound)", name),
 			measured: measured,
 			met:      verdict(complete, w.tracked),
+			value:    value,
+			pass:     atLeast(1),
 		})
 	}
 	return ts
+}
+
+// medianTargets judges each target on the median of its values over runs;
+// a run that did not measure a target is left out of its median.
+func medianTargets(runs []*run) (goals []string, perRun []map[string]target, median map[string]target) {
+	perRun = make([]map[string]target, len(runs))
+	median = map[string]target{}
+	values := map[string][]float64{}
+	for i, r := range runs {
+		perRun[i] = map[string]target{}
+		for _, t := range r.targets() {
+			if _, seen := values[t.goal]; !seen {
+				goals = append(goals, t.goal)
+				values[t.goal] = nil
+			}
+			perRun[i][t.goal] = t
+			if t.met != "not measured" {
+				values[t.goal] = append(values[t.goal], t.value)
+			}
+			median[t.goal] = target{goal: t.goal, pass: t.pass}
+		}
+	}
+	for goal, vs := range values {
+		t := median[goal]
+		if len(vs) == 0 {
+			t.measured, t.met = "n/a", "not measured"
+		} else {
+			sort.Float64s(vs)
+			t.value = vs[len(vs)/2]
+			if len(vs)%2 == 0 {
+				t.value = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+			}
+			t.measured = fmt.Sprintf("%.2f", t.value)
+			t.met = verdict(t.pass(t.value), true)
+			if len(vs) < len(runs) {
+				t.measured += fmt.Sprintf(" (%d of %d runs)", len(vs), len(runs))
+			}
+		}
+		median[goal] = t
+	}
+	return goals, perRun, median
+}
+
+// renderSummary is the target table over several runs of the same commit.
+func renderSummary(runs []*run, dirs []string) string {
+	var m md
+	m.line("# cosched scheduler_perf targets over %d runs", len(runs))
+	m.line("")
+	m.line("Each ratio divides two workloads of the same run; a target is judged on the median of its runs.")
+	m.line("")
+	for i, r := range runs {
+		var facts []string
+		for _, kv := range r.machine {
+			switch kv[0] {
+			case "date", "commit", "load average at start (1/5/15 min)", "load average at end (1/5/15 min)":
+				facts = append(facts, kv[0]+" "+kv[1])
+			}
+		}
+		m.line("- run %d: %s (%s)", i+1, dirs[i], strings.Join(facts, "; "))
+	}
+	m.line("")
+	goals, perRun, median := medianTargets(runs)
+	header := []string{"target"}
+	for i := range runs {
+		header = append(header, fmt.Sprintf("run %d", i+1))
+	}
+	header = append(header, "median", "met")
+	var rows [][]string
+	for _, goal := range goals {
+		row := []string{goal}
+		for i := range runs {
+			t, ok := perRun[i][goal]
+			if !ok {
+				row = append(row, "n/a")
+				continue
+			}
+			row = append(row, t.measured)
+		}
+		row = append(row, median[goal].measured, median[goal].met)
+		rows = append(rows, row)
+	}
+	m.table(header, rows)
+	return m.b.String()
 }
 
 func completion(done, total float64, ok bool) string {
@@ -438,6 +564,19 @@ func renderMarkdown(r *run) string {
 		m.line("")
 	}
 
+	r.targetTable(&m)
+	r.gangTable(&m)
+	r.colocationTable(&m)
+	r.contentionTable(&m)
+	r.diagnosticTable(&m)
+	r.batchingTable(&m)
+	r.costTable(&m)
+	r.detailTable(&m)
+	r.failures(&m)
+	return m.b.String()
+}
+
+func (r *run) targetTable(m *md) {
 	m.line("## Targets")
 	m.line("")
 	var rows [][]string
@@ -447,17 +586,9 @@ func renderMarkdown(r *run) string {
 	if len(rows) == 0 {
 		m.line("No workload of this run measures a target.")
 		m.line("")
-	} else {
-		m.table([]string{"target", "measured", "met"}, rows)
+		return
 	}
-
-	r.gangTable(&m)
-	r.colocationTable(&m)
-	r.contentionTable(&m)
-	r.diagnosticTable(&m)
-	r.detailTable(&m)
-	r.failures(&m)
-	return m.b.String()
+	m.table([]string{"target", "measured", "met"}, rows)
 }
 
 func (r *run) gangTable(m *md) {
@@ -635,6 +766,102 @@ func (r *run) detailTable(m *md) {
 	m.line("")
 	m.table([]string{"workload", "throughput avg", "p50 / p90 / p99", "all bound", "SchedulingDuration", "attempt p50 / p99",
 		"permit wait p50 / p99", "cosched wait p50 / p99", "attempts per pod", "groups"}, rows)
+}
+
+// perPod formats the counters named by keys, summed, per pod of w.
+func perPod(w *workload, keys ...string) string {
+	if w == nil || w.counters == nil || w.allBound == nil || w.allBound["Pods"] == 0 {
+		return "n/a"
+	}
+	if _, measured := w.counters["writes_POST_pods"]; !measured {
+		return "n/a"
+	}
+	sum := 0.0
+	for _, k := range keys {
+		sum += w.counters[k]
+	}
+	return fmt.Sprintf("%.2f", sum/w.allBound["Pods"])
+}
+
+// allWrites sums every write of the measured phase except the pods' own
+// creation, which every test case makes alike.
+func allWrites(w *workload) []string {
+	var keys []string
+	for k := range w.counters {
+		if strings.HasPrefix(k, "writes_") && k != "writes_POST_pods" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// hintsPerPod is how many of a workload's pods the scheduler placed with a
+// batching hint (the previous pod's node ranking).
+func hintsPerPod(w *workload) string {
+	if w == nil || w.counters == nil || w.allBound == nil || w.allBound["Pods"] == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", w.counters["batch_hint_used"]/w.allBound["Pods"])
+}
+
+func (r *run) batchingTable(m *md) {
+	var rows [][]string
+	for _, name := range r.names(tcPlainBatching) {
+		plain, gang := r.get(tcPlainBatching, name), r.get(tcGangBatching, name)
+		rows = append(rows, []string{
+			name,
+			fmtRatio(gang.avg(), plain.avg()),
+			fmtRatio(gang.boundSeconds(), plain.boundSeconds()),
+			hintsPerPod(plain) + " / " + hintsPerPod(gang),
+		})
+	}
+	if len(rows) == 0 {
+		return
+	}
+	m.line("## Opportunistic batching")
+	m.line("")
+	m.line("Pods of 3 CPUs, one to a node, under profiles without PodTopologySpread's default constraints (as upstream's batching benchmark):")
+	m.line("the case where the scheduler can reuse the previous pod's node ranking.")
+	m.line("")
+	m.table([]string{"shape", "throughput: gangs / plain pods", "all bound: gangs / plain pods", "pods placed with a batching hint: plain / gangs"}, rows)
+}
+
+func (r *run) costTable(m *md) {
+	var rows [][]string
+	for _, key := range r.order {
+		w := r.workloads[key]
+		if w.counters == nil {
+			continue
+		}
+		rows = append(rows, []string{
+			key,
+			perPod(w, "writes_POST_pods/binding"),
+			perPod(w, "writes_PATCH_pods/status", "writes_PUT_pods/status", "writes_APPLY_pods/status"),
+			perPod(w, "writes_PATCH_podgroups/status", "writes_PUT_podgroups/status"),
+			perPod(w, "writes_PATCH_podgroups", "writes_PUT_podgroups"),
+			perPod(w, "writes_POST_events", "writes_PATCH_events"),
+			perPod(w, allWrites(w)...),
+			stat(w.histograms["scheduler_scheduling_algorithm_duration_seconds|"], "Perc50", "%.1f") + " / " +
+				stat(w.histograms["scheduler_scheduling_attempt_duration_seconds|scheduled"], "Perc50", "%.1f"),
+			fmt.Sprintf("%.0f / %.0f / %.0f", w.counters["batch_hint_used"], w.counters["batch_hint_not_used"], w.counters["batch_no_hint"]),
+			fmt.Sprintf("%.0f: %.0f / %.0f", w.counters["plans_shortcut"], w.counters["shortcut_planned"], w.counters["shortcut_search"]),
+			stat(w.heap, "Max", "%.0f"),
+		})
+	}
+	if len(rows) == 0 {
+		return
+	}
+	m.line("## Where the time goes")
+	m.line("")
+	m.line("API writes per measured pod, from the in-process API server's apiserver_request_total during the measured phase: binds (POST pods/binding),")
+	m.line("pod status writes (the nominated node of a member waiting at Permit, unschedulable conditions), PodGroup status and metadata writes, events;")
+	m.line("\"all\" counts every write but the pods' own creation. Algorithm is scheduler_scheduling_algorithm_duration_seconds (Filter and Score),")
+	m.line("attempt is scheduler_scheduling_attempt_duration_seconds{result=scheduled}, which includes the wait at Permit and the bind; p50 in ms.")
+	m.line("Batching: the scheduler's opportunistic batching attempts (hint used / hint not used / no hint). Whole-group plans: how many groups got one, then its members")
+	m.line("that went to their planned node / searched because it had filled up. Heap: the benchmark process's peak heap in use, MB.")
+	m.line("")
+	m.table([]string{"workload", "binds", "pod status", "PodGroup status", "PodGroup other", "events", "all writes", "algorithm / attempt p50",
+		"batching used / not used / none", "whole-group plans: planned / searched", "heap MB"}, rows)
 }
 
 func stat(data map[string]float64, key, format string) string {
