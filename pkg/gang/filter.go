@@ -77,7 +77,11 @@ func (pl *CoschedGang) Filter(_ context.Context, state fwk.CycleState, _ *v1.Pod
 	}
 	// Unresolvable on this node: preempting pods here cannot put the member
 	// into its plan. PostFilter drops a plan the member cannot follow.
-	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("node is outside the plan of PodGroup %s (domain %s)", ps.group, ps.domain))
+	msg := fmt.Sprintf("node is outside the plan of PodGroup %s", ps.group)
+	if ps.domain != "" {
+		msg += fmt.Sprintf(" (domain %s)", ps.domain)
+	}
+	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg)
 }
 
 // planStateOf returns the member's plan share PreFilter wrote, nil if none.
