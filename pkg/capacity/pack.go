@@ -50,11 +50,7 @@ func (s *Shortfall) String() string {
 // node that could not take one copy cannot take the next. That keeps a group
 // of n identical members at O(nodes + n) instead of O(nodes * n).
 func Pack(nodes []Node, requests []Vector) PackResult {
-	order := make([]int, len(requests))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return Larger(requests[order[a]], requests[order[b]]) })
+	order := largestFirst(requests)
 	best := packInOrder(nodes, requests, order)
 	if best.Placed == len(requests) {
 		return best
@@ -67,6 +63,16 @@ func Pack(nodes []Node, requests []Vector) PackResult {
 		return alt
 	}
 	return best
+}
+
+// largestFirst returns the indices of requests, largest first (stable).
+func largestFirst(requests []Vector) []int {
+	order := make([]int, len(requests))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return Larger(requests[order[a]], requests[order[b]]) })
+	return order
 }
 
 // Source yields nodes one at a time, so that a fit check that succeeds
@@ -83,11 +89,7 @@ type Source interface {
 // them. Only when some request does not fit does it collect every node, to
 // try the other order and explain the shortfall exactly as Pack does.
 func PackFrom(src Source, requests []Vector) PackResult {
-	order := make([]int, len(requests))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return Larger(requests[order[a]], requests[order[b]]) })
+	order := largestFirst(requests)
 	// taken holds the room left on the nodes that received requests.
 	taken := map[int]Node{}
 	at := func(i int) (Node, bool) {

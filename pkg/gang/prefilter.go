@@ -106,14 +106,19 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 			}
 		}
 	}
+	// The members still placed (a member was recreated, or the quorum
+	// raised) hold a topology group's domain: the rest must join them.
+	placedIn := ""
 	if topologyKey := pl.topologyKeyOf(pg, pod); topologyKey != "" && c.placed > 0 && c.placed < quorum {
-		if _, _, problem := pl.placedDomain(key, topologyKey, ""); problem != "" {
+		value, _, problem := pl.placedDomain(key, topologyKey, "")
+		if problem != "" {
 			// No room can be made for that: no preemption.
 			pl.rejectGroup(key, pg, pod, "domain_unavailable", problem, false)
 			return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, problem)), false
 		}
+		placedIn = value
 	}
-	if msg := pl.groupDoesNotFit(ctx, pg, c, nodes); msg != "" {
+	if msg := pl.groupDoesNotFit(ctx, pg, c, placedIn, nodes); msg != "" {
 		pl.rejectGroup(key, pg, pod, "no_fit", msg, false)
 		klog.FromContext(ctx).V(3).Info("Pod group does not fit", "podGroup", key, "why", msg)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg)), true
@@ -175,8 +180,9 @@ func (pl *CoschedGang) PreFilterExtensions() fwk.PreFilterExtensions { return ni
 //
 // A group that must share a topology domain is planned instead of packed:
 // the plan is stricter (real Filter plugins, one domain) and is kept for the
-// members that follow.
-func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.PodGroup, c memberCounts, nodes []fwk.NodeInfo) string {
+// members that follow. placedIn, when set, is the domain its placed members
+// already hold, the only one the plan may use.
+func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.PodGroup, c memberCounts, placedIn string, nodes []fwk.NodeInfo) string {
 	quorum := podgroup.MinMember(pg)
 	need := quorum - c.placed
 	if need <= 0 {
@@ -210,13 +216,7 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 	if len(c.pending) > 0 {
 		if topologyKey := pl.topologyKeyOf(pg, c.pending[0]); topologyKey != "" {
 			key := podgroup.Key(pg.Namespace, pg.Name)
-			// The members still placed (a member was recreated, or the
-			// quorum was lowered) hold the group's domain: the rest join it.
-			domain := ""
-			if c.placed > 0 {
-				domain, _, _ = pl.placedDomain(key, topologyKey, "")
-			}
-			plan, why := pl.planGroup(ctx, topologyKey, domain, need, c.pending, nodes)
+			plan, why := pl.planGroup(ctx, topologyKey, placedIn, need, c.pending, nodes)
 			if plan == nil {
 				return fmt.Sprintf("no %s", why)
 			}

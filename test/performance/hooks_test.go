@@ -555,45 +555,50 @@ func seconds(from, to time.Time) float64 {
 // counts from the process-wide registry the in-process scheduler uses.
 func gatherCounters() map[string]float64 {
 	out := map[string]float64{}
-	families, err := legacyregistry.DefaultGatherer.Gather()
-	if err != nil {
-		out["GatherErrors"] = 1
-		return out
-	}
-	for _, f := range families {
-		name := f.GetName()
-		var key func(labels map[string]string) string
+	err := eachCounter(func(name string, l map[string]string, value float64) {
 		switch {
 		case name == "scheduler_schedule_attempts_total":
-			key = func(l map[string]string) string { return "attempts_" + l["result"] }
+			out["attempts_"+l["result"]] += value
 		case name == "scheduler_batch_attempts_total":
-			key = func(l map[string]string) string { return "batch_" + l["result"] }
+			out["batch_"+l["result"]] += value
 		case name == "scheduler_batch_cache_flushed_total":
-			key = func(l map[string]string) string { return "batch_flushed_" + l["reason"] }
+			out["batch_flushed_"+l["reason"]] += value
 		case name == "cosched_gang_plans_total":
-			key = func(l map[string]string) string { return "plans_" + l["kind"] }
+			out["plans_"+l["kind"]] += value
 		case name == "cosched_gang_shortcut_members_total":
-			key = func(l map[string]string) string { return "shortcut_" + l["result"] }
+			out["shortcut_"+l["result"]] += value
 		case name == "cosched_gang_rejections_total":
-			key = func(l map[string]string) string { return "rejections_" + l["reason"] }
+			out["rejections_"+l["reason"]] += value
 		case strings.HasPrefix(name, "cosched_gang_"):
-			short := strings.TrimSuffix(strings.TrimPrefix(name, "cosched_gang_"), "_total")
-			key = func(map[string]string) string { return short }
-		default:
-			continue
+			out[strings.TrimSuffix(strings.TrimPrefix(name, "cosched_gang_"), "_total")] += value
 		}
+	})
+	if err != nil {
+		out["GatherErrors"] = 1
+	}
+	return out
+}
+
+// eachCounter calls fn with every counter sample of the process-wide
+// registry (histograms are collected by the harness), with its labels.
+func eachCounter(fn func(name string, labels map[string]string, value float64)) error {
+	families, err := legacyregistry.DefaultGatherer.Gather()
+	if err != nil {
+		return err
+	}
+	for _, f := range families {
 		for _, m := range f.GetMetric() {
 			if m.GetCounter() == nil {
-				continue // histograms are collected by the harness
+				continue
 			}
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			out[key(labels)] += m.GetCounter().GetValue()
+			fn(f.GetName(), labels, m.GetCounter().GetValue())
 		}
 	}
-	return out
+	return nil
 }
 
 func describeCounters(c map[string]float64) string {

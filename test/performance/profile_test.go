@@ -8,8 +8,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-
-	"k8s.io/component-base/metrics/legacyregistry"
 )
 
 // profileDir, when set, makes every workload write, for its measured phase
@@ -84,31 +82,21 @@ func writeAllocs(path string) error {
 // so callers take the difference of two counts around the measured phase.
 func apiWrites() map[string]float64 {
 	out := map[string]float64{}
-	families, err := legacyregistry.DefaultGatherer.Gather()
-	if err != nil {
-		return out
-	}
-	for _, f := range families {
-		if f.GetName() != "apiserver_request_total" {
-			continue
+	_ = eachCounter(func(name string, labels map[string]string, value float64) {
+		if name != "apiserver_request_total" {
+			return
 		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			switch labels["verb"] {
-			case "POST", "PUT", "PATCH", "DELETE", "APPLY":
-			default:
-				continue
-			}
-			resource := labels["resource"]
-			if sub := labels["subresource"]; sub != "" {
-				resource += "/" + sub
-			}
-			out[labels["verb"]+" "+resource] += m.GetCounter().GetValue()
+		switch labels["verb"] {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY":
+		default:
+			return
 		}
-	}
+		resource := labels["resource"]
+		if sub := labels["subresource"]; sub != "" {
+			resource += "/" + sub
+		}
+		out[labels["verb"]+" "+resource] += value
+	})
 	return out
 }
 
