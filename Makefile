@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: test-kind all build test test-unit test-integration test-e2e test-operators verify helm etcd clean compare demo local-up local-down local-tools bench bench-smoke soak soak-invariants
+.PHONY: test-kind all build test test-unit test-integration test-e2e test-operators verify helm etcd clean compare demo local-up local-down local-tools bench bench-qps bench-smoke soak soak-invariants
 
 all: build
 
@@ -33,7 +33,7 @@ test: verify test-unit test-integration test-e2e test-operators bench-smoke
 
 ## test-unit: fast, table-driven tests of every package, and the static checks of manifests/ and the Dockerfile
 test-unit:
-	$(GOTEST) -count=1 ./pkg/... ./cmd/... ./test/manifests/... ./test/testutil/...
+	$(GOTEST) -count=1 ./pkg/... ./cmd/... ./hack/qps/... ./test/manifests/... ./test/testutil/...
 
 ## test-integration: the scheduler against an in-process kube-apiserver and a real etcd
 # make test replays one seed of the randomized invariant test (TestGangInvariants) as a
@@ -126,7 +126,13 @@ BENCH_RUNS ?= 1
 bench: etcd
 	hack/bench.sh -filter '$(BENCH_FILTER)' -runs $(BENCH_RUNS) -out _output/bench
 
-## bench-smoke: every benchmark case at 10-20 nodes, so CI proves the benchmarks still run
+## bench-qps: client QPS on the local control plane (500 fake nodes): cosched's gangs and plain pods
+## against a stock kube-scheduler at each QPS/burst setting (QPS_SETTINGS, docs/performance.md); table in _output/bench-qps
+bench-qps: build
+	hack/bench-qps.sh
+
+## bench-smoke: every benchmark case at 10-20 nodes, and bench-qps with 5 gangs on 6 nodes, so CI proves the benchmarks still run
 bench-smoke: etcd
 	$(GOTEST) -count=1 ./test/performance/report/
 	hack/bench.sh -filter smoke -out _output/bench-smoke -timeout 20m -pods-timeout 2m -await-timeout 2m
+	QPS_SETTINGS=100:200 GANGS=5 NODES=6 OUT=$(CURDIR)/_output/bench-qps-smoke hack/bench-qps.sh

@@ -20,12 +20,15 @@ ETCD_PEER_PORT="${ETCD_PEER_PORT:-2480}"
 APISERVER_PORT="${APISERVER_PORT:-6443}"
 KCM_PORT="${KCM_PORT:-10357}"
 COSCHED_PORT="${COSCHED_PORT:-10359}"
+# Only hack/bench-qps.sh starts a stock kube-scheduler, for comparison.
+STOCK_SCHEDULER_PORT="${STOCK_SCHEDULER_PORT:-10360}"
 
 COSCHED_BIN="${COSCHED_BIN:-${REPO_ROOT}/bin/cosched}"
 KUBECTL="${BIN_DIR}/kubectl"
 
-# Components in start order; local-down stops them in reverse.
-LOCAL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kwok cosched)
+# Components in start order; local-down stops them in reverse. local-up starts
+# all but kube-scheduler (the stock one of hack/bench-qps.sh).
+LOCAL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kwok cosched kube-scheduler)
 
 # --- messages ----------------------------------------------------------------
 LOG_PREFIX="${LOG_PREFIX:-local}"
@@ -53,6 +56,7 @@ component_port() {
     kube-apiserver) echo "${APISERVER_PORT}" ;;
     kube-controller-manager) echo "${KCM_PORT}" ;;
     cosched) echo "${COSCHED_PORT}" ;;
+    kube-scheduler) echo "${STOCK_SCHEDULER_PORT}" ;;
     *) echo "" ;;
   esac
 }

@@ -1,0 +1,493 @@
+// Command qps measures how fast one scheduler binds a batch of pods on a
+// real cluster: gangs (a PodGroup and its members), or the same pods without
+// groups. With -start-cmd the pods are created first, while no scheduler
+// runs, and the command then starts it: the rate is the scheduler's own,
+// from its first bind to its last, not the rate at which this program can
+// create pods. It also reads the scheduler's client metrics, to show how
+// many writes it sent per pod and how long its client-side rate limiter held
+// them back. hack/bench-qps.sh runs it against the local control plane once
+// per scheduler and client QPS setting.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
+	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+
+	"github.com/cosched/cosched/pkg/podgroup"
+	"github.com/cosched/cosched/test/testutil"
+)
+
+// kwokTaint is the taint local-up's fake nodes may carry; pods tolerate it
+// so that they land on them either way.
+const kwokTaint = "kwok.x-k8s.io/node"
+
+type options struct {
+	scheduler  string
+	groups     int
+	size       int
+	plain      bool
+	cpu        string
+	namespace  string
+	workers    int
+	timeout    time.Duration
+	metricsURL string
+	startCmd   string
+	label      string
+}
+
+// result is one line of hack/bench-qps.sh's table.
+type result struct {
+	Label     string `json:"label"`
+	Scheduler string `json:"scheduler"`
+	Workload  string `json:"workload"`
+	Pods      int    `json:"pods"`
+	Bound     int    `json:"bound"`
+	// Backlog: the pods existed before the scheduler started.
+	Backlog   bool    `json:"backlog"`
+	CreateSec float64 `json:"createSeconds"`
+	// AllBoundSec runs to the last bind seen from the first bind (backlog)
+	// or from the first create request.
+	AllBoundSec float64 `json:"allBoundSeconds"`
+	PodsPerSec  float64 `json:"podsPerSecond"`
+	// SteadyPerSec is the bind rate between the 10th and the 90th
+	// percentile of bind times, away from the ramp at both ends.
+	SteadyPerSec float64 `json:"steadyPodsPerSecond"`
+	// Scheduler-side figures, from its /metrics (0 without -metrics-url):
+	// writes (POST, PUT, PATCH, DELETE) its clients sent per pod, and the
+	// seconds its requests spent waiting in client-side rate limiters, all
+	// requests added up.
+	WritesPerPod float64 `json:"writesPerPod"`
+	ThrottledSec float64 `json:"throttledSeconds"`
+}
+
+func main() {
+	var o options
+	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster (its user should be exempt from API priority and fairness, e.g. the admin)")
+	flag.StringVar(&o.scheduler, "scheduler", "cosched", "spec.schedulerName of the pods")
+	flag.IntVar(&o.groups, "groups", 1000, "gangs to send")
+	flag.IntVar(&o.size, "size", 3, "members per gang (= minMember)")
+	flag.BoolVar(&o.plain, "plain", false, "send the same pods without PodGroups or group labels")
+	flag.StringVar(&o.cpu, "cpu", "100m", "CPU request of each pod")
+	flag.StringVar(&o.namespace, "namespace", "cosched-qps", "namespace for the pods (recreated)")
+	flag.IntVar(&o.workers, "workers", 32, "parallel create requests")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long to wait for every pod to be bound")
+	flag.StringVar(&o.metricsURL, "metrics-url", "", "the scheduler's /metrics (read with the kubeconfig's client certificate)")
+	flag.StringVar(&o.startCmd, "start-cmd", "", "shell command that starts the scheduler once every pod exists (without it, the scheduler runs already and pods are sent to it)")
+	flag.StringVar(&o.label, "label", "", "free text naming this run in the output")
+	out := flag.String("out", "", "append the result as one JSON line to this file")
+	report := flag.String("report", "", "print the Markdown table of the results in this file (what -out appended) and exit")
+	flag.Parse()
+	if *report != "" {
+		if err := printReport(*report); err != nil {
+			fmt.Fprintln(os.Stderr, "qps:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*kubeconfig, o, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "qps:", err)
+		os.Exit(1)
+	}
+}
+
+func run(kubeconfig string, o options, out string) error {
+	if kubeconfig == "" {
+		return fmt.Errorf("no cluster: set KUBECONFIG or -kubeconfig")
+	}
+	if o.groups < 1 || o.size < 1 {
+		return fmt.Errorf("-groups and -size must be at least 1")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	// The load generator must not be what limits the rate.
+	cfg.QPS, cfg.Burst = 2000, 4000
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	pgc, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := recreateNamespace(ctx, cs, o.namespace); err != nil {
+		return err
+	}
+
+	var scrape func() (clientMetrics, error)
+	if o.metricsURL != "" {
+		hc, err := testutil.MetricsClient(cfg)
+		if err != nil {
+			return err
+		}
+		scrape = func() (clientMetrics, error) {
+			body, err := testutil.FetchBody(ctx, hc, o.metricsURL)
+			if err != nil {
+				return clientMetrics{}, err
+			}
+			return parseClientMetrics(body), nil
+		}
+	}
+
+	pods := make([]*v1.Pod, 0, o.groups*o.size)
+	for g := 0; g < o.groups; g++ {
+		group := fmt.Sprintf("g%04d", g)
+		if !o.plain {
+			pg := &schedv1alpha1.PodGroup{
+				ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: group},
+				Spec:       schedv1alpha1.PodGroupSpec{MinMember: int32(o.size)},
+			}
+			if _, err := pgc.SchedulingV1alpha1().PodGroups(o.namespace).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("creating PodGroup %s: %w", group, err)
+			}
+		}
+		for m := 0; m < o.size; m++ {
+			pods = append(pods, newPod(o, group, m))
+		}
+	}
+
+	// Watch binds from before the first create.
+	var mu sync.Mutex
+	boundAt := map[string]time.Time{}
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(o.namespace))
+	inf := factory.Core().V1().Pods().Informer()
+	record := func(obj interface{}) {
+		p, ok := obj.(*v1.Pod)
+		if !ok || p.Spec.NodeName == "" {
+			return
+		}
+		mu.Lock()
+		if _, seen := boundAt[p.Name]; !seen {
+			boundAt[p.Name] = time.Now()
+		}
+		mu.Unlock()
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    record,
+		UpdateFunc: func(_, obj interface{}) { record(obj) },
+	}); err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	factory.Start(stop)
+	if !cache.WaitForCacheSync(stop, inf.HasSynced) {
+		return fmt.Errorf("pod informer did not sync")
+	}
+
+	// A scheduler started by startCmd counts from zero: nothing to read
+	// before.
+	var before clientMetrics
+	if scrape != nil && o.startCmd == "" {
+		if before, err = scrape(); err != nil {
+			return err
+		}
+	}
+
+	start := time.Now()
+	if err := createAll(ctx, cs, pods, o.workers); err != nil {
+		return err
+	}
+	created := time.Since(start)
+	if o.startCmd != "" {
+		mu.Lock()
+		early := len(boundAt)
+		mu.Unlock()
+		if early > 0 {
+			return fmt.Errorf("%d pods were bound before -start-cmd ran: is a scheduler named %q running already?", early, o.scheduler)
+		}
+		cmd := exec.CommandContext(ctx, "bash", "-c", o.startCmd)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("-start-cmd: %w", err)
+		}
+	}
+
+	deadline := time.Now().Add(o.timeout)
+	for {
+		mu.Lock()
+		n := len(boundAt)
+		mu.Unlock()
+		if n == len(pods) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	r := result{
+		Label:     o.label,
+		Scheduler: o.scheduler,
+		Workload:  workloadName(o),
+		Pods:      len(pods),
+		Backlog:   o.startCmd != "",
+		CreateSec: created.Seconds(),
+	}
+	mu.Lock()
+	times := make([]time.Time, 0, len(boundAt))
+	for _, t := range boundAt {
+		times = append(times, t)
+	}
+	mu.Unlock()
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	r.Bound = len(times)
+	if len(times) > 1 {
+		from, binds := start, len(times)
+		if r.Backlog {
+			from, binds = times[0], len(times)-1
+		}
+		r.AllBoundSec = times[len(times)-1].Sub(from).Seconds()
+		r.PodsPerSec = float64(binds) / r.AllBoundSec
+		lo, hi := times[len(times)/10], times[len(times)*9/10]
+		if hi.After(lo) {
+			r.SteadyPerSec = float64(len(times)*9/10-len(times)/10) / hi.Sub(lo).Seconds()
+		}
+	}
+	if scrape != nil {
+		after, err := scrape()
+		if err != nil {
+			return err
+		}
+		r.WritesPerPod = (after.writes - before.writes) / float64(len(pods))
+		r.ThrottledSec = after.throttledSeconds - before.throttledSeconds
+	}
+
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(line))
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(append(line, '\n')); err != nil {
+			_ = f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if r.Bound < r.Pods {
+		return fmt.Errorf("only %d of %d pods bound within %s", r.Bound, r.Pods, o.timeout)
+	}
+	return deleteNamespace(ctx, cs, o.namespace)
+}
+
+func workloadName(o options) string {
+	if o.plain {
+		return fmt.Sprintf("%d plain pods", o.groups*o.size)
+	}
+	return fmt.Sprintf("%d gangs of %d", o.groups, o.size)
+}
+
+func newPod(o options, group string, member int) *v1.Pod {
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: o.namespace,
+			Name:      fmt.Sprintf("%s-%d", group, member),
+			Labels:    map[string]string{"app": "qps"},
+		},
+		Spec: v1.PodSpec{
+			SchedulerName: o.scheduler,
+			Tolerations:   []v1.Toleration{{Key: kwokTaint, Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoSchedule}},
+			Containers: []v1.Container{{
+				Name:  "main",
+				Image: "registry.k8s.io/pause:3.10",
+				Resources: v1.ResourceRequirements{Requests: v1.ResourceList{
+					v1.ResourceCPU: resource.MustParse(o.cpu),
+				}},
+			}},
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+		},
+	}
+	if !o.plain {
+		p.Labels[podgroup.Label] = group
+	}
+	return p
+}
+
+// createAll creates pods in order with workers requests in flight, so a
+// gang's members arrive together as an operator's would.
+func createAll(ctx context.Context, cs kubernetes.Interface, pods []*v1.Pod, workers int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(pods) {
+					return
+				}
+				if _, err := cs.CoreV1().Pods(pods[i].Namespace).Create(ctx, pods[i], metav1.CreateOptions{}); err != nil {
+					errs <- fmt.Errorf("creating pod %s: %w", pods[i].Name, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func recreateNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	if err := deleteNamespace(ctx, cs, ns); err != nil {
+		return err
+	}
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	return err
+}
+
+// deleteNamespace removes the pods at once (the fake nodes have no kubelet
+// to wait for) and then the namespace, and waits until it is gone, so the
+// next run starts on an empty cluster.
+func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting the pods of %s: %w", ns, err)
+	}
+	err = cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting namespace %s: %w", ns, err)
+	}
+	return wait.PollUntilContextTimeout(ctx, time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+}
+
+// clientMetrics sums client-go's metrics of a scheduler process over all its
+// clients (the events client included).
+type clientMetrics struct {
+	writes           float64
+	throttledSeconds float64
+}
+
+// parseClientMetrics reads rest_client_requests_total (write methods) and
+// rest_client_rate_limiter_duration_seconds_sum from the text exposition.
+func parseClientMetrics(body []byte) clientMetrics {
+	var m clientMetrics
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, value, ok := sample(line)
+		if !ok {
+			continue
+		}
+		switch {
+		case name == "rest_client_requests_total":
+			for _, verb := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+				if strings.Contains(line, `method="`+verb+`"`) {
+					m.writes += value
+				}
+			}
+		case name == "rest_client_rate_limiter_duration_seconds_sum":
+			m.throttledSeconds += value
+		}
+	}
+	return m
+}
+
+// sample splits one exposition line into its metric name and value.
+func sample(line string) (string, float64, bool) {
+	if line == "" || line[0] == '#' {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(line, ' ')
+	if i < 0 {
+		return "", 0, false
+	}
+	v, err := strconv.ParseFloat(line[i+1:], 64)
+	if err != nil || math.IsNaN(v) {
+		return "", 0, false
+	}
+	name := line[:i]
+	if j := strings.IndexByte(name, '{'); j >= 0 {
+		name = name[:j]
+	}
+	return name, v, true
+}
+
+// printReport prints the results in path (JSON lines) as a Markdown table.
+func printReport(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rows []result
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var r result
+		if err := json.Unmarshal(line, &r); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		rows = append(rows, r)
+	}
+	writeReport(os.Stdout, rows)
+	return nil
+}
+
+// writeReport writes one row per result, with its pods/s relative to the
+// stock scheduler's (default-scheduler) plain pods of the same label.
+func writeReport(w io.Writer, rows []result) {
+	stock := map[string]float64{}
+	for _, r := range rows {
+		if r.Scheduler == "default-scheduler" {
+			stock[r.Label] = r.PodsPerSec
+		}
+	}
+	fmt.Fprintln(w, "| setting | scheduler | workload | bound | pods/s | / stock | steady pods/s | all bound (s) | scheduler writes/pod | requests held by its rate limiters (mean) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		ratio := "—"
+		if s := stock[r.Label]; s > 0 {
+			ratio = fmt.Sprintf("%.2f", r.PodsPerSec/s)
+		}
+		// Little's law: the time all requests spent waiting over the time
+		// the batch took is how many waited at once, on average.
+		held := 0.0
+		if r.AllBoundSec > 0 {
+			held = r.ThrottledSec / r.AllBoundSec
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %.0f | %s | %.0f | %.1f | %.2f | %.0f |\n",
+			r.Label, r.Scheduler, r.Workload, r.Bound, r.Pods, r.PodsPerSec, ratio, r.SteadyPerSec,
+			r.AllBoundSec, r.WritesPerPod, held)
+	}
+}
