@@ -115,7 +115,7 @@ local-up: build
 local-down:
 	hack/local-down.sh
 
-## local-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, kwok without starting anything
+## local-tools: build etcd, kube-apiserver, kube-controller-manager, kubectl, kube-scheduler, kwok without starting anything
 local-tools:
 	BUILD_ONLY=1 hack/local-up.sh
 

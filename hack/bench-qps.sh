@@ -6,7 +6,7 @@
 #
 # For each setting in QPS_SETTINGS, one after the other, with the other
 # scheduler stopped:
-#   stock    kube-scheduler v1.37 (built from the pinned k8s.io/kubernetes),
+#   stock    kube-scheduler v1.37 (built by local-up from the pinned k8s.io/kubernetes),
 #            default profile, GANGS*GANG_SIZE plain pods
 #   cosched  the shipped configuration (manifests/cosched/config.yaml) with
 #            only qps/burst replaced: GANGS gangs of GANG_SIZE, then the same
@@ -95,13 +95,6 @@ RESULTS="${OUT}/results.jsonl"
 : >"${RESULTS}"
 
 cd "${REPO_ROOT}"
-K8S_VERSION="$(go list -m -f '{{.Version}}' k8s.io/kubernetes)"
-if [[ "$("${BIN_DIR}/kube-scheduler" --version 2>/dev/null | awk '{print $2}')" != "${K8S_VERSION}" ]]; then
-  info "building kube-scheduler ${K8S_VERSION}"
-  v="${K8S_VERSION#v}"
-  ldflags="-X k8s.io/component-base/version.gitVersion=${K8S_VERSION} -X k8s.io/component-base/version.gitMajor=${v%%.*} -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"${v}")"
-  nice -n 10 go build -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler
-fi
 info "building hack/qps"
 go build -trimpath -o "${BIN_DIR}/cosched-qps" ./hack/qps
 

@@ -12,8 +12,9 @@
 #
 # Missing binaries are built from source with the pinned module versions (one
 # go build at a time): etcd (hack/build-etcd.sh), kube-apiserver,
-# kube-controller-manager and kubectl (k8s.io/kubernetes from the main module,
-# see hack/tools.go), kwok (module hack/tools/kwok), the PKI helper
+# kube-controller-manager, kubectl and kube-scheduler (k8s.io/kubernetes from
+# the main module, see hack/tools.go; only hack/bench-qps.sh runs the stock
+# kube-scheduler), kwok (module hack/tools/kwok), the PKI helper
 # (hack/tools/pki) and bin/cosched (rebuilt when cmd/, pkg/, go.mod or go.sum
 # are newer than the binary; SKIP_COSCHED_BUILD=1 uses bin/cosched as it is).
 # A binary that exists and reports the expected version is not rebuilt.
@@ -136,7 +137,7 @@ k8s_binary_version() { # NAME: the version an existing binary reports
     *) "${bin}" --version 2>/dev/null | awk '{print $2; exit}' || true ;;
   esac
 }
-for name in kube-apiserver kube-controller-manager kubectl; do
+for name in kube-apiserver kube-controller-manager kubectl kube-scheduler; do
   have="$(k8s_binary_version "${name}")"
   if [[ "${have}" == "${K8S_VERSION}" ]]; then
     info "${BIN_DIR}/${name} is ${K8S_VERSION}, skipping build"

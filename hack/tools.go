@@ -1,7 +1,7 @@
 //go:build tools
 
 // Package tools records, for `go mod tidy`, the Kubernetes commands that
-// hack/local-up.sh (and hack/bench-qps.sh: kube-scheduler) builds from the main module (so their dependencies stay in
+// hack/local-up.sh builds from the main module (so their dependencies stay in
 // go.mod/go.sum at the versions this module pins):
 //
 //	go build -trimpath -o _output/bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
