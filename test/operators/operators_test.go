@@ -620,7 +620,13 @@ func processGone(pid int) bool {
 		return true
 	}
 	i := strings.LastIndexByte(string(stat), ')')
-	return i > 0 && strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
+	if i < 0 || !strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z") {
+		return false
+	}
+	// The leader turns zombie before its other threads have exited; the
+	// last of them closes the process's sockets.
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	return err != nil || len(tasks) <= 1
 }
 
 // restartOperator kills the operator with SIGKILL (no cleanup, like a
