@@ -85,6 +85,11 @@ type result struct {
 	// requests added up.
 	WritesPerPod float64 `json:"writesPerPod"`
 	ThrottledSec float64 `json:"throttledSeconds"`
+	// PeakHeapMB is the largest go_memstats_heap_inuse_bytes the scheduler
+	// reported, sampled once a second while the batch ran: the scheduler's
+	// own heap, which scheduler_perf cannot tell apart from its in-process
+	// API server's.
+	PeakHeapMB float64 `json:"peakHeapMB"`
 }
 
 func main() {
@@ -232,13 +237,27 @@ func run(kubeconfig string, o options, out string) error {
 		}
 	}
 
+	var peakHeap float64
+	sampleHeap := func() {
+		if scrape == nil {
+			return
+		}
+		// A failed sample is only a missing point; the scrape after the
+		// batch reports errors.
+		if m, err := scrape(); err == nil {
+			peakHeap = max(peakHeap, m.heapInUseBytes)
+		}
+	}
 	deadline := time.Now().Add(o.timeout)
-	for {
+	for tick := 0; ; tick++ {
 		mu.Lock()
 		n := len(boundAt)
 		mu.Unlock()
 		if n == len(pods) || time.Now().After(deadline) {
 			break
+		}
+		if tick%10 == 0 {
+			sampleHeap()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -278,6 +297,7 @@ func run(kubeconfig string, o options, out string) error {
 		}
 		r.WritesPerPod = (after.writes - before.writes) / float64(len(pods))
 		r.ThrottledSec = after.throttledSeconds - before.throttledSeconds
+		r.PeakHeapMB = max(peakHeap, after.heapInUseBytes) / (1 << 20)
 	}
 
 	line, err := json.Marshal(r)
@@ -395,10 +415,12 @@ func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) er
 type clientMetrics struct {
 	writes           float64
 	throttledSeconds float64
+	heapInUseBytes   float64
 }
 
-// parseClientMetrics reads rest_client_requests_total (write methods) and
-// rest_client_rate_limiter_duration_seconds_sum from the text exposition.
+// parseClientMetrics reads rest_client_requests_total (write methods),
+// rest_client_rate_limiter_duration_seconds_sum and
+// go_memstats_heap_inuse_bytes from the text exposition.
 func parseClientMetrics(body []byte) clientMetrics {
 	var m clientMetrics
 	sc := bufio.NewScanner(bytes.NewReader(body))
@@ -418,6 +440,8 @@ func parseClientMetrics(body []byte) clientMetrics {
 			}
 		case name == "rest_client_rate_limiter_duration_seconds_sum":
 			m.throttledSeconds += value
+		case name == "go_memstats_heap_inuse_bytes":
+			m.heapInUseBytes = value
 		}
 	}
 	return m
@@ -464,21 +488,25 @@ func printReport(path string) error {
 	return nil
 }
 
-// writeReport writes one row per result, with its pods/s relative to the
-// stock scheduler's (default-scheduler) plain pods of the same label.
+// writeReport writes one row per result, with its pods/s and peak heap
+// relative to the stock scheduler's (default-scheduler) plain pods of the
+// same label.
 func writeReport(w io.Writer, rows []result) {
-	stock := map[string]float64{}
+	stock := map[string]result{}
 	for _, r := range rows {
 		if r.Scheduler == "default-scheduler" {
-			stock[r.Label] = r.PodsPerSec
+			stock[r.Label] = r
 		}
 	}
-	fmt.Fprintln(w, "| setting | scheduler | workload | bound | pods/s | / stock | steady pods/s | all bound (s) | scheduler writes/pod | requests held by its rate limiters (mean) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| setting | scheduler | workload | bound | pods/s | / stock | steady pods/s | all bound (s) | scheduler writes/pod | requests held by its rate limiters (mean) | peak heap MB | / stock |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		ratio := "—"
-		if s := stock[r.Label]; s > 0 {
-			ratio = fmt.Sprintf("%.2f", r.PodsPerSec/s)
+		ratio, heapRatio := "—", "—"
+		if s := stock[r.Label]; s.PodsPerSec > 0 {
+			ratio = fmt.Sprintf("%.2f", r.PodsPerSec/s.PodsPerSec)
+		}
+		if s := stock[r.Label]; s.PeakHeapMB > 0 {
+			heapRatio = fmt.Sprintf("%.2f", r.PeakHeapMB/s.PeakHeapMB)
 		}
 		// Little's law: the time all requests spent waiting over the time
 		// the batch took is how many waited at once, on average.
@@ -486,8 +514,8 @@ func writeReport(w io.Writer, rows []result) {
 		if r.AllBoundSec > 0 {
 			held = r.ThrottledSec / r.AllBoundSec
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %.0f | %s | %.0f | %.1f | %.2f | %.0f |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %.0f | %s | %.0f | %.1f | %.2f | %.0f | %.0f | %s |\n",
 			r.Label, r.Scheduler, r.Workload, r.Bound, r.Pods, r.PodsPerSec, ratio, r.SteadyPerSec,
-			r.AllBoundSec, r.WritesPerPod, held)
+			r.AllBoundSec, r.WritesPerPod, held, r.PeakHeapMB, heapRatio)
 	}
 }
