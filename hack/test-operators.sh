@@ -157,10 +157,8 @@ start_operator() {
   case "${name}" in
     kuberay-operator)
       probe="http://127.0.0.1:${KUBERAY_PROBE_PORT}/readyz"
-      wait_port_free "${KUBERAY_METRICS_PORT}" 10 || true
-      require_port_free "${KUBERAY_METRICS_PORT}" KUBERAY_METRICS_PORT "kuberay-operator metrics"
-      wait_port_free "${KUBERAY_PROBE_PORT}" 10 || true
-      require_port_free "${KUBERAY_PROBE_PORT}" KUBERAY_PROBE_PORT "kuberay-operator health probes"
+      require_port_free "${KUBERAY_METRICS_PORT}" KUBERAY_METRICS_PORT "kuberay-operator metrics" 10
+      require_port_free "${KUBERAY_PROBE_PORT}" KUBERAY_PROBE_PORT "kuberay-operator health probes" 10
       args=(
         --batch-scheduler=scheduler-plugins
         --enable-leader-election=false
@@ -171,12 +169,9 @@ start_operator() {
       ;;
     training-operator)
       probe="http://127.0.0.1:${TRAINING_PROBE_PORT}/readyz"
-      wait_port_free "${TRAINING_METRICS_PORT}" 10 || true
-      require_port_free "${TRAINING_METRICS_PORT}" TRAINING_METRICS_PORT "training-operator metrics"
-      wait_port_free "${TRAINING_PROBE_PORT}" 10 || true
-      require_port_free "${TRAINING_PROBE_PORT}" TRAINING_PROBE_PORT "training-operator health probes"
-      wait_port_free "${TRAINING_WEBHOOK_PORT}" 10 || true
-      require_port_free "${TRAINING_WEBHOOK_PORT}" TRAINING_WEBHOOK_PORT "training-operator webhook server"
+      require_port_free "${TRAINING_METRICS_PORT}" TRAINING_METRICS_PORT "training-operator metrics" 10
+      require_port_free "${TRAINING_PROBE_PORT}" TRAINING_PROBE_PORT "training-operator health probes" 10
+      require_port_free "${TRAINING_WEBHOOK_PORT}" TRAINING_WEBHOOK_PORT "training-operator webhook server" 10
       # The rotator keeps its certificate in MY_POD_NAMESPACE; TMPDIR=/tmp
       # keeps the webhook server's certificate directory where the rotator
       # looks (both default to /tmp/k8s-webhook-server/serving-certs).

@@ -117,22 +117,17 @@ port_listeners() {
 
 port_in_use() { [[ -n "$(port_listeners "$1")" ]]; }
 
-# wait_port_free PORT SECONDS: waits until nothing listens on PORT. A process
-# killed with SIGKILL shows as a zombie before its last thread has exited and
-# closed its sockets, so a restart right after the kill must wait a moment.
-wait_port_free() {
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    port_in_use "$1" || return 0
+# require_port_free PORT VAR WHAT [GRACE]: fails with a message naming the
+# port, who holds it and the variable that moves it, unless the port is free
+# within GRACE seconds (default 0). A restart right after a SIGKILL needs a
+# grace: the killed process shows as a zombie before its last thread has
+# exited and closed its sockets.
+require_port_free() {
+  local port="$1" var="$2" what="$3" grace="${4:-0}" holders i
+  for ((i = 0; i < grace * 10; i++)); do
+    port_in_use "${port}" || return 0
     sleep 0.1
   done
-  return 1
-}
-
-# require_port_free PORT VAR WHAT: fails with a message naming the port, who
-# holds it and the variable that moves it.
-require_port_free() {
-  local port="$1" var="$2" what="$3" holders
   holders="$(port_listeners "${port}")"
   [[ -z "${holders}" ]] && return 0
   die "port ${port} (${what}) is already in use on this machine:

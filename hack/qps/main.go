@@ -3,9 +3,9 @@
 // groups. With -start-cmd the pods are created first, while no scheduler
 // runs, and the command then starts it: the rate is the scheduler's own,
 // from its first bind to its last, not the rate at which this program can
-// create pods. It also reads the scheduler's client metrics, to show how
-// many writes it sent per pod and how long its client-side rate limiter held
-// them back. hack/bench-qps.sh runs it against the local control plane once
+// create pods. It also reads the scheduler's metrics, to show how many
+// writes it sent per pod, how long its client-side rate limiter held them
+// back, and its peak heap. hack/bench-qps.sh runs it against the local control plane once
 // per scheduler and client QPS setting.
 package main
 
@@ -29,7 +29,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -37,16 +36,10 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
-	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
-	"github.com/cosched/cosched/pkg/podgroup"
 	"github.com/cosched/cosched/test/testutil"
 )
-
-// kwokTaint is the taint local-up's fake nodes may carry; pods tolerate it
-// so that they land on them either way.
-const kwokTaint = "kwok.x-k8s.io/node"
 
 type options struct {
 	scheduler  string
@@ -148,18 +141,18 @@ func run(kubeconfig string, o options, out string) error {
 		return err
 	}
 
-	var scrape func() (clientMetrics, error)
+	var scrape func() (schedulerMetrics, error)
 	if o.metricsURL != "" {
 		hc, err := testutil.MetricsClient(cfg)
 		if err != nil {
 			return err
 		}
-		scrape = func() (clientMetrics, error) {
+		scrape = func() (schedulerMetrics, error) {
 			body, err := testutil.FetchBody(ctx, hc, o.metricsURL)
 			if err != nil {
-				return clientMetrics{}, err
+				return schedulerMetrics{}, err
 			}
-			return parseClientMetrics(body), nil
+			return parseSchedulerMetrics(body), nil
 		}
 	}
 
@@ -167,10 +160,7 @@ func run(kubeconfig string, o options, out string) error {
 	for g := 0; g < o.groups; g++ {
 		group := fmt.Sprintf("g%04d", g)
 		if !o.plain {
-			pg := &schedv1alpha1.PodGroup{
-				ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: group},
-				Spec:       schedv1alpha1.PodGroupSpec{MinMember: int32(o.size)},
-			}
+			pg := testutil.PodGroup(o.namespace, group, int32(o.size))
 			if _, err := pgc.SchedulingV1alpha1().PodGroups(o.namespace).Create(ctx, pg, metav1.CreateOptions{}); err != nil {
 				return fmt.Errorf("creating PodGroup %s: %w", group, err)
 			}
@@ -211,7 +201,7 @@ func run(kubeconfig string, o options, out string) error {
 
 	// A scheduler started by startCmd counts from zero: nothing to read
 	// before.
-	var before clientMetrics
+	var before schedulerMetrics
 	if scrape != nil && o.startCmd == "" {
 		if before, err = scrape(); err != nil {
 			return err
@@ -331,29 +321,18 @@ func workloadName(o options) string {
 	return fmt.Sprintf("%d gangs of %d", o.groups, o.size)
 }
 
+// newPod is member number member of group, or a pod of the same name
+// without the group label for -plain. It tolerates the taint local-up's fake
+// nodes may carry, so that it lands on them either way.
 func newPod(o options, group string, member int) *v1.Pod {
-	p := &v1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: o.namespace,
-			Name:      fmt.Sprintf("%s-%d", group, member),
-			Labels:    map[string]string{"app": "qps"},
-		},
-		Spec: v1.PodSpec{
-			SchedulerName: o.scheduler,
-			Tolerations:   []v1.Toleration{{Key: kwokTaint, Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoSchedule}},
-			Containers: []v1.Container{{
-				Name:  "main",
-				Image: "registry.k8s.io/pause:3.10",
-				Resources: v1.ResourceRequirements{Requests: v1.ResourceList{
-					v1.ResourceCPU: resource.MustParse(o.cpu),
-				}},
-			}},
-			TerminationGracePeriodSeconds: ptr.To[int64](0),
-		},
+	label := group
+	if o.plain {
+		label = ""
 	}
-	if !o.plain {
-		p.Labels[podgroup.Label] = group
-	}
+	p := testutil.Pod(o.namespace, fmt.Sprintf("%s-%d", group, member), label, o.cpu, "")
+	p.Labels["app"] = "qps"
+	p.Spec.SchedulerName = o.scheduler
+	p.Spec.Tolerations = []v1.Toleration{{Key: testutil.KWOKNodeAnnotation, Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoSchedule}}
 	return p
 }
 
@@ -410,19 +389,20 @@ func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) er
 	})
 }
 
-// clientMetrics sums client-go's metrics of a scheduler process over all its
-// clients (the events client included).
-type clientMetrics struct {
+// schedulerMetrics holds what a scheduler process's /metrics says of its
+// clients, summed over all of them (the events client included), and its
+// heap in use.
+type schedulerMetrics struct {
 	writes           float64
 	throttledSeconds float64
 	heapInUseBytes   float64
 }
 
-// parseClientMetrics reads rest_client_requests_total (write methods),
+// parseSchedulerMetrics reads rest_client_requests_total (write methods),
 // rest_client_rate_limiter_duration_seconds_sum and
 // go_memstats_heap_inuse_bytes from the text exposition.
-func parseClientMetrics(body []byte) clientMetrics {
-	var m clientMetrics
+func parseSchedulerMetrics(body []byte) schedulerMetrics {
+	var m schedulerMetrics
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParseClientMetrics(t *testing.T) {
+func TestParseSchedulerMetrics(t *testing.T) {
 	tests := []struct {
 		name          string
 		body          string
@@ -42,7 +42,7 @@ rest_client_rate_limiter_duration_seconds_count{host="h",verb="PATCH"} 99
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := parseClientMetrics([]byte(tc.body))
+			got := parseSchedulerMetrics([]byte(tc.body))
 			if got.writes != tc.wantWrites || got.throttledSeconds != tc.wantThrottled || got.heapInUseBytes != tc.wantHeap {
 				t.Errorf("got writes %v, throttled %v, heap %v; want %v, %v, %v", got.writes, got.throttledSeconds, got.heapInUseBytes,
 					tc.wantWrites, tc.wantThrottled, tc.wantHeap)
