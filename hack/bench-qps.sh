@@ -11,12 +11,16 @@
 #   cosched  the shipped configuration (manifests/cosched/config.yaml) with
 #            only qps/burst replaced: GANGS gangs of GANG_SIZE, then the same
 #            pods without groups
+# With WITHOUT_NOMINATIONS=1, cosched's gangs run once more with the
+# scheduler feature NominatedNodeNameForExpectation off (no nominatedNodeName
+# written for members waiting at Permit), to show what those writes cost.
 # Both run as the ServiceAccount cosched-system/cosched (the same API
 # priority and fairness flow) with --v=2. hack/qps sends the pods and reads
 # each scheduler's client metrics (writes per pod, time spent throttled).
 #
 # Environment: QPS_SETTINGS="50:100 100:200 200:400 400:800" NODES=500
-# GANGS=1000 GANG_SIZE=3 OUT=_output/bench-qps RUNS=1 (runs of each setting).
+# GANGS=1000 GANG_SIZE=3 OUT=_output/bench-qps RUNS=1 (runs of each setting)
+# WITHOUT_NOMINATIONS=0.
 # A control plane that was running before is left running, with NODES nodes
 # and cosched as shipped; one this script started is stopped at the end
 # (KEEP_UP=1 keeps it). make bench-smoke runs it with 5 gangs on 6 nodes, so CI proves it runs.
@@ -31,6 +35,7 @@ NODES="${NODES:-500}"
 GANGS="${GANGS:-1000}"
 GANG_SIZE="${GANG_SIZE:-3}"
 RUNS="${RUNS:-1}"
+WITHOUT_NOMINATIONS="${WITHOUT_NOMINATIONS:-0}"
 OUT="${OUT:-${REPO_ROOT}/_output/bench-qps}"
 export GOWORK=off OUT NODES
 
@@ -73,11 +78,25 @@ EOF
   die "kube-scheduler did not become healthy; see $(log_file kube-scheduler)"
 }
 
-# start_cosched QPS BURST: cosched as shipped but for its client settings,
-# through local-up (which leaves everything else running as it is).
+# start_cosched QPS BURST [FLAGS]: cosched as shipped but for its client
+# settings (and FLAGS), through local-up (which leaves everything else running
+# as it is).
 start_cosched() {
-  SKIP_COSCHED_BUILD=1 NODES="${NODES}" COSCHED_CONFIGMAP="$(cosched_configmap "$1" "$2")" \
+  SKIP_COSCHED_BUILD=1 NODES="${NODES}" COSCHED_CONFIGMAP="$(cosched_configmap "$1" "$2")" COSCHED_EXTRA_ARGS="${3:-}" \
     "${REPO_ROOT}/hack/local-up.sh" >>"${OUT}/local-up.log" 2>&1 || die "starting cosched failed (log ${OUT}/local-up.log)"
+}
+
+# start_cosched_without_nominations QPS BURST: as start_cosched, with the
+# nominations of pods waiting at Permit off; fails unless cosched says so
+# (kubernetes_feature_enabled), so the batch cannot measure the shipped
+# profile by mistake.
+start_cosched_without_nominations() {
+  local metrics
+  start_cosched "$1" "$2" --feature-gates=NominatedNodeNameForExpectation=false
+  metrics="$(curl -fsSk --max-time 5 --cert "${PKI_DIR}/admin.crt" --key "${PKI_DIR}/admin.key" \
+    "https://127.0.0.1:${COSCHED_PORT}/metrics")" || die "reading cosched's /metrics failed"
+  grep -q '^kubernetes_feature_enabled{name="NominatedNodeNameForExpectation",[^}]*} 0$' <<<"${metrics}" \
+    || die "cosched does not report NominatedNodeNameForExpectation as off"
 }
 
 # hack/qps runs "$0 start WHICH QPS BURST" once the pods exist.
@@ -85,7 +104,8 @@ if [[ "${1:-}" == "start" ]]; then
   case "${2:-}" in
     stock) start_stock "$3" "$4" ;;
     cosched) start_cosched "$3" "$4" ;;
-    *) die "usage: $0 start stock|cosched QPS BURST" ;;
+    cosched-without-nominations) start_cosched_without_nominations "$3" "$4" ;;
+    *) die "usage: $0 start stock|cosched|cosched-without-nominations QPS BURST" ;;
   esac
   exit 0
 fi
@@ -116,7 +136,7 @@ NODES="${NODES}" "${REPO_ROOT}/hack/local-up.sh" >"${OUT}/local-up.log" 2>&1 \
 send() {
   local label="$1" scheduler="$2" which="$3" qps="$4" burst="$5" port="${COSCHED_PORT}"
   shift 5
-  [[ "${which}" == cosched ]] || port="${STOCK_SCHEDULER_PORT}"
+  [[ "${which}" != stock ]] || port="${STOCK_SCHEDULER_PORT}"
   stop_component cosched
   stop_component kube-scheduler
   info "${label}: ${scheduler}${*:+ ($*)}"
@@ -134,6 +154,9 @@ for ((run = 1; run <= RUNS; run++)); do
     send "${label}" default-scheduler stock "${qps}" "${burst}" -plain
     send "${label}" cosched cosched "${qps}" "${burst}"
     send "${label}" cosched cosched "${qps}" "${burst}" -plain
+    if [[ "${WITHOUT_NOMINATIONS}" == 1 ]]; then
+      send "${label}" cosched cosched-without-nominations "${qps}" "${burst}" -variant "NominatedNodeNameForExpectation off"
+    fi
   done
 done
 

@@ -42,6 +42,8 @@
 #                                            kwok.x-k8s.io/node: fake)
 #   SKIP_COSCHED_BUILD=1                     do not (re)build bin/cosched
 #   COSCHED_VERBOSITY=2                      cosched --v
+#   COSCHED_EXTRA_ARGS=                      more cosched flags, split on spaces
+#                                            (e.g. --feature-gates=...)
 #   COSCHED_CONFIGMAP=manifests/cosched/config.yaml
 #                                            ConfigMap whose data[config.yaml]
 #                                            cosched runs with
@@ -68,6 +70,7 @@ RACKS_PER_ZONE="${RACKS_PER_ZONE:-2}"
 NODES_FILE="${NODES_FILE:-}"
 SKIP_COSCHED_BUILD="${SKIP_COSCHED_BUILD:-0}"
 COSCHED_VERBOSITY="${COSCHED_VERBOSITY:-2}"
+read -r -a COSCHED_EXTRA_ARGS <<<"${COSCHED_EXTRA_ARGS:-}"
 WAIT_TIMEOUT="${WAIT_TIMEOUT:-180}"
 COSCHED_CONFIGMAP="${COSCHED_CONFIGMAP:-${REPO_ROOT}/manifests/cosched/config.yaml}"
 PKI_BIN="${BIN_DIR}/cosched-local-pki"
@@ -492,7 +495,8 @@ ensure_running cosched POD_NAMESPACE=cosched-system -- \
   --bind-address=127.0.0.1 \
   --secure-port="${COSCHED_PORT}" \
   --cert-dir="${LOCAL_DIR}/cosched/certs" \
-  --v="${COSCHED_VERBOSITY}"
+  --v="${COSCHED_VERBOSITY}" \
+  ${COSCHED_EXTRA_ARGS[@]+"${COSCHED_EXTRA_ARGS[@]}"}
 # This very process leads: its leader-election gauge (the elector is named
 # kube-scheduler whatever the Lease is called) is 1, and the Lease
 # cosched-system/cosched has a holder.

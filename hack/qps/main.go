@@ -53,15 +53,18 @@ type options struct {
 	metricsURL string
 	startCmd   string
 	label      string
+	variant    string
 }
 
 // result is one line of hack/bench-qps.sh's table.
 type result struct {
 	Label     string `json:"label"`
 	Scheduler string `json:"scheduler"`
-	Workload  string `json:"workload"`
-	Pods      int    `json:"pods"`
-	Bound     int    `json:"bound"`
+	// Variant says how the scheduler ran when not as shipped.
+	Variant  string `json:"variant,omitempty"`
+	Workload string `json:"workload"`
+	Pods     int    `json:"pods"`
+	Bound    int    `json:"bound"`
 	// Backlog: the pods existed before the scheduler started.
 	Backlog   bool    `json:"backlog"`
 	CreateSec float64 `json:"createSeconds"`
@@ -99,6 +102,7 @@ func main() {
 	flag.StringVar(&o.metricsURL, "metrics-url", "", "the scheduler's /metrics (read with the kubeconfig's client certificate)")
 	flag.StringVar(&o.startCmd, "start-cmd", "", "shell command that starts the scheduler once every pod exists (without it, the scheduler runs already and pods are sent to it)")
 	flag.StringVar(&o.label, "label", "", "free text naming this run in the output")
+	flag.StringVar(&o.variant, "variant", "", "how the scheduler runs when not as shipped (e.g. its feature gates), shown after its name")
 	out := flag.String("out", "", "append the result as one JSON line to this file")
 	report := flag.String("report", "", "print the Markdown table of the results in this file (what -out appended) and exit")
 	flag.Parse()
@@ -255,6 +259,7 @@ func run(kubeconfig string, o options, out string) error {
 	r := result{
 		Label:     o.label,
 		Scheduler: o.scheduler,
+		Variant:   o.variant,
 		Workload:  workloadName(o),
 		Pods:      len(pods),
 		Backlog:   o.startCmd != "",
@@ -373,10 +378,12 @@ func recreateNamespace(ctx context.Context, cs kubernetes.Interface, ns string) 
 
 // deleteNamespace removes the pods at once (the fake nodes have no kubelet
 // to wait for) and then the namespace, and waits until it is gone, so the
-// next run starts on an empty cluster.
+// next run starts on an empty cluster. A busy API server may time out on
+// thousands of pods while it goes on deleting them; the wait for the
+// namespace covers the rest.
 func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
 	err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsServerTimeout(err) && !apierrors.IsTimeout(err) {
 		return fmt.Errorf("deleting the pods of %s: %w", ns, err)
 	}
 	err = cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
@@ -494,8 +501,12 @@ func writeReport(w io.Writer, rows []result) {
 		if r.AllBoundSec > 0 {
 			held = r.ThrottledSec / r.AllBoundSec
 		}
+		scheduler := r.Scheduler
+		if r.Variant != "" {
+			scheduler += " (" + r.Variant + ")"
+		}
 		fmt.Fprintf(w, "| %s | %s | %s | %d/%d | %.0f | %s | %.0f | %.1f | %.2f | %.0f | %.0f | %s |\n",
-			r.Label, r.Scheduler, r.Workload, r.Bound, r.Pods, r.PodsPerSec, ratio, r.SteadyPerSec,
+			r.Label, scheduler, r.Workload, r.Bound, r.Pods, r.PodsPerSec, ratio, r.SteadyPerSec,
 			r.AllBoundSec, r.WritesPerPod, held, r.PeakHeapMB, heapRatio)
 	}
 }
