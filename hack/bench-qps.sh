@@ -14,7 +14,7 @@
 # With WITHOUT_NOMINATIONS=1, cosched's gangs run once more with the
 # scheduler feature NominatedNodeNameForExpectation off (no nominatedNodeName
 # written for members waiting at Permit), to show what those writes cost.
-# Both run as the ServiceAccount cosched-system/cosched (the same API
+# All run as the ServiceAccount cosched-system/cosched (the same API
 # priority and fairness flow) with --v=2. hack/qps sends the pods and reads
 # each scheduler's client metrics (writes per pod, time spent throttled).
 #
@@ -131,7 +131,8 @@ NODES="${NODES}" "${REPO_ROOT}/hack/local-up.sh" >"${OUT}/local-up.log" 2>&1 \
   || { tail -n 30 "${OUT}/local-up.log" >&2; die "hack/local-up.sh failed (log ${OUT}/local-up.log)"; }
 
 # send LABEL SCHEDULER WHICH QPS BURST ARGS...: one batch through hack/qps,
-# created while no scheduler runs; WHICH (stock or cosched) is then started
+# created while no scheduler runs; WHICH (stock, cosched or
+# cosched-without-nominations) is then started
 # with QPS/BURST.
 send() {
   local label="$1" scheduler="$2" which="$3" qps="$4" burst="$5" port="${COSCHED_PORT}"

@@ -379,8 +379,8 @@ func recreateNamespace(ctx context.Context, cs kubernetes.Interface, ns string) 
 // deleteNamespace removes the pods at once (the fake nodes have no kubelet
 // to wait for) and then the namespace, and waits until it is gone, so the
 // next run starts on an empty cluster. A busy API server may time out on
-// thousands of pods while it goes on deleting them; the wait for the
-// namespace covers the rest.
+// thousands of pods; the namespace's deletion removes whatever is left, and
+// the wait for it covers that.
 func deleteNamespace(ctx context.Context, cs kubernetes.Interface, ns string) error {
 	err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsServerTimeout(err) && !apierrors.IsTimeout(err) {
