@@ -93,8 +93,7 @@ start_cosched() {
 start_cosched_without_nominations() {
   local metrics
   start_cosched "$1" "$2" --feature-gates=NominatedNodeNameForExpectation=false
-  metrics="$(curl -fsSk --max-time 5 --cert "${PKI_DIR}/admin.crt" --key "${PKI_DIR}/admin.key" \
-    "https://127.0.0.1:${COSCHED_PORT}/metrics")" || die "reading cosched's /metrics failed"
+  metrics="$(cosched_metrics)" || die "reading cosched's /metrics failed"
   grep -q '^kubernetes_feature_enabled{name="NominatedNodeNameForExpectation",[^}]*} 0$' <<<"${metrics}" \
     || die "cosched does not report NominatedNodeNameForExpectation as off"
 }

@@ -501,11 +501,8 @@ ensure_running cosched POD_NAMESPACE=cosched-system -- \
 # kube-scheduler whatever the Lease is called) is 1, and the Lease
 # cosched-system/cosched has a holder.
 cosched_leading() {
-  # Read all of /metrics first: with pipefail, grep -q quitting early would
-  # fail curl with a broken pipe.
   local metrics
-  metrics="$(curl -fsSk --max-time 5 --cert "${PKI_DIR}/admin.crt" --key "${PKI_DIR}/admin.key" \
-    "https://127.0.0.1:${COSCHED_PORT}/metrics")" &&
+  metrics="$(cosched_metrics)" &&
     grep -q '^leader_election_master_status{name="kube-scheduler"} 1$' <<<"${metrics}" &&
     [[ -n "$(kubectl_admin -n cosched-system get lease cosched -o jsonpath='{.spec.holderIdentity}')" ]]
 }

@@ -176,6 +176,14 @@ launch_component() {
   component_running "${name}"
 }
 
+# cosched_metrics: the local cosched's /metrics, read with the admin client
+# certificate. Callers keep it whole before they grep: with pipefail, a grep
+# -q quitting early would fail curl with a broken pipe.
+cosched_metrics() {
+  curl -fsSk --max-time 5 --cert "${PKI_DIR}/admin.crt" --key "${PKI_DIR}/admin.key" \
+    "https://127.0.0.1:${COSCHED_PORT}/metrics"
+}
+
 # local_apiserver_ready: the local kube-apiserver answers /readyz with ok to
 # the admin client certificate.
 local_apiserver_ready() {

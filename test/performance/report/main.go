@@ -387,16 +387,19 @@ func (r *run) targets() []target {
 		gang, plain := r.get(tcGang, name), r.get(tcPlain, name)
 		switch {
 		case s.size <= 3:
-			ts = append(ts,
-				ratioTarget(name+": cosched gang throughput >= 0.9 x plain pods", gang.avg(), plain.avg(), atLeast(0.9)),
-				ratioTarget(name+": cosched gang throughput >= 1.2 x in-tree gang", gang.avg(), r.get(tcInTree, name).avg(), atLeast(1.2)))
-			// What the two throughput targets would read without the
-			// nomination writes of waiting members: the shipped profile keeps
-			// them, so this row is a diagnostic, not a target.
+			inTree := r.get(tcInTree, name)
+			throughput := func(prefix string, w *workload) []target {
+				return []target{
+					ratioTarget(prefix+"cosched gang throughput >= 0.9 x plain pods", w.avg(), plain.avg(), atLeast(0.9)),
+					ratioTarget(prefix+"cosched gang throughput >= 1.2 x in-tree gang", w.avg(), inTree.avg(), atLeast(1.2)),
+				}
+			}
+			ts = append(ts, throughput(name+": ", gang)...)
+			// The same without the nomination writes of waiting members:
+			// the shipped profile keeps them, so these rows are a
+			// diagnostic, not targets.
 			if noNNN := r.get(tcNoWaitNNN, name); noNNN != nil {
-				ts = append(ts,
-					ratioTarget(name+": (diagnostic, nominations off) cosched gang throughput >= 0.9 x plain pods", noNNN.avg(), plain.avg(), atLeast(0.9)),
-					ratioTarget(name+": (diagnostic, nominations off) cosched gang throughput >= 1.2 x in-tree gang", noNNN.avg(), r.get(tcInTree, name).avg(), atLeast(1.2)))
+				ts = append(ts, throughput(name+": (diagnostic, nominations off) ", noNNN)...)
 			}
 		case s.size >= 100:
 			done, total, ok := gang.completed()
