@@ -26,17 +26,26 @@ type Shortfall struct {
 	BestFree int64
 	// NoPodSlots is set when every node with room is full by pod count.
 	NoPodSlots bool
+	// After is how many requests the packing had placed before this one:
+	// BestFree is what was left after them, not what the nodes have now.
+	After int
 }
 
 func (s *Shortfall) String() string {
+	// After the packing placed others, "best node" means after them: on an
+	// empty cluster the plain number would read as wrong.
+	once := ""
+	if s.After > 0 {
+		once = fmt.Sprintf(" once %d member(s) are placed", s.After)
+	}
 	switch {
 	case s.Resource != "":
-		return fmt.Sprintf("member needs %s %s, best node has %s", s.Resource,
-			Format(s.Resource, s.Request.Get(s.Resource)), Format(s.Resource, s.BestFree))
+		return fmt.Sprintf("member needs %s %s, best node has %s free%s", s.Resource,
+			Format(s.Resource, s.Request.Get(s.Resource)), Format(s.Resource, s.BestFree), once)
 	case s.NoPodSlots:
-		return fmt.Sprintf("member needs %s, nodes with room are at their pod limit", s.Request)
+		return fmt.Sprintf("member needs %s, nodes with room are at their pod limit%s", s.Request, once)
 	default:
-		return fmt.Sprintf("member needs %s on one node, no node has all of it", s.Request)
+		return fmt.Sprintf("member needs %s on one node, no node has all of it%s", s.Request, once)
 	}
 }
 
@@ -141,6 +150,7 @@ func packInOrder(nodes []Node, requests []Vector, order []int) PackResult {
 		if cursor == len(free) {
 			if res.Blocked == nil {
 				res.Blocked = explain(free, req)
+				res.Blocked.After = res.Placed
 			}
 			continue
 		}

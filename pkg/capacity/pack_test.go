@@ -38,7 +38,7 @@ func TestPack(t *testing.T) {
 			nodes:       []Node{node("a", 750, 4*gi), node("b", 750, 4*gi)},
 			requests:    []Vector{req(1000, gi)},
 			wantPlaced:  0,
-			wantBlocked: "member needs cpu 1, best node has 750m",
+			wantBlocked: "member needs cpu 1, best node has 750m free",
 		},
 		{
 			// The mission's example: Node_A 1.25G, Node_B 2G, App 1G, LogCollector 0.5G.
@@ -59,7 +59,7 @@ func TestPack(t *testing.T) {
 			nodes:       []Node{node("a", 8000, gi), node("b", 8000, gi/2)},
 			requests:    []Vector{req(100, 2*gi)},
 			wantPlaced:  0,
-			wantBlocked: "member needs memory 2Gi, best node has 1Gi",
+			wantBlocked: "member needs memory 2Gi, best node has 1Gi free",
 		},
 		{
 			name:        "no node has both",
@@ -73,7 +73,7 @@ func TestPack(t *testing.T) {
 			nodes:       []Node{{Name: "full", Free: req(8000, 8*gi), Pods: 1}},
 			requests:    []Vector{req(100, gi), req(100, gi)},
 			wantPlaced:  1,
-			wantBlocked: "member needs cpu 100m, memory 1Gi, nodes with room are at their pod limit",
+			wantBlocked: "member needs cpu 100m, memory 1Gi, nodes with room are at their pod limit once 1 member(s) are placed",
 		},
 		{
 			name:  "extended resources",
@@ -83,7 +83,7 @@ func TestPack(t *testing.T) {
 				{MilliCPU: 100, Scalars: map[v1.ResourceName]int64{"nvidia.com/gpu": 1}},
 			},
 			wantPlaced:  1,
-			wantBlocked: "member needs nvidia.com/gpu 1, best node has 0",
+			wantBlocked: "member needs nvidia.com/gpu 1, best node has 0 free once 1 member(s) are placed",
 		},
 		{
 			// Largest first places the big member and leaves no room for two
@@ -92,9 +92,9 @@ func TestPack(t *testing.T) {
 			nodes:       []Node{node("a", 2000, 8*gi)},
 			requests:    []Vector{req(2000, gi), req(1000, gi), req(1000, gi)},
 			wantPlaced:  2,
-			wantBlocked: "member needs cpu 1, best node has 0",
+			wantBlocked: "member needs cpu 1, best node has 0 free once 1 member(s) are placed",
 		},
-		{name: "no nodes", requests: []Vector{req(1, 1)}, wantPlaced: 0, wantBlocked: "member needs cpu 1m, best node has 0"},
+		{name: "no nodes", requests: []Vector{req(1, 1)}, wantPlaced: 0, wantBlocked: "member needs cpu 1m, best node has 0 free"},
 		{name: "no requests", nodes: []Node{node("a", 1, 1)}, wantPlaced: 0},
 	}
 	for _, tc := range tests {
@@ -166,7 +166,7 @@ func TestPackFrom(t *testing.T) {
 				skip: map[string]bool{"tainted": true}},
 			requests:        []Vector{req(1000, gi), req(1000, gi)},
 			wantPlaced:      1,
-			wantBlocked:     "member needs cpu 1, best node has 0",
+			wantBlocked:     "member needs cpu 1, best node has 0 free once 1 member(s) are placed",
 			wantAskedAtMost: 100,
 		},
 	}

@@ -53,6 +53,9 @@ const (
 // Input is everything known about one group.
 type Input struct {
 	Group *schedv1alpha1.PodGroup
+	// Missing: Group does not exist, and stands in (by name) for the
+	// PodGroup that Pods name.
+	Missing bool
 	// Pods may hold any pods; only the group's members count.
 	Pods []*v1.Pod
 	// Events may hold any events of the group's namespace; only those
@@ -227,12 +230,20 @@ func phaseOf(pg *schedv1alpha1.PodGroup) string {
 	return string(pg.Status.Phase)
 }
 
+// PhaseMissing is the phase shown for a PodGroup that pods name but that
+// does not exist.
+const PhaseMissing = "Missing"
+
 func (g *group) summary(now time.Time) Summary {
+	phase := phaseOf(g.pg)
+	if g.in.Missing {
+		phase = PhaseMissing
+	}
 	s := Summary{
 		Namespace: g.pg.Namespace,
 		Name:      g.pg.Name,
-		Phase:     phaseOf(g.pg),
-		MinMember: int32(podgroup.MinMember(g.pg)),
+		Phase:     phase,
+		MinMember: g.minMember(),
 		Members:   len(g.live),
 		Created:   g.pg.CreationTimestamp,
 	}
@@ -261,7 +272,7 @@ func (g *group) summary(now time.Time) Summary {
 	for _, d := range g.domains() {
 		s.Domains = append(s.Domains, d.Value)
 	}
-	if s.Bound < int(s.MinMember) {
+	if g.in.Missing || s.Bound < int(s.MinMember) {
 		since := g.pg.CreationTimestamp
 		// A group that ran and lost its quorum waits again from then on.
 		for _, e := range g.pgEvents {
@@ -282,6 +293,13 @@ func (g *group) summary(now time.Time) Summary {
 func (g *group) reason(s *Summary) {
 	quorum := int(s.MinMember)
 	switch {
+	case g.in.Missing:
+		s.Reason = "PodGroup does not exist"
+		s.Message = fmt.Sprintf("%d pod(s) name PodGroup %s/%s, which does not exist (deleted by its owner, or not created yet): "+
+			"the scheduler leaves them Pending until it exists; create it, or delete the pods or remove their %s label",
+			s.Members, s.Namespace, s.Name, podgroup.Label)
+		s.ReasonFrom = "pods"
+		return
 	case s.Members < quorum:
 		s.Reason = fmt.Sprintf("waiting for pods: %d/%d exist", s.Members, quorum)
 		s.Message = fmt.Sprintf("%d/%d member pods exist; the scheduler tries the group once minMember pods exist", s.Members, quorum)
@@ -291,6 +309,12 @@ func (g *group) reason(s *Summary) {
 		s.Reason = fmt.Sprintf("binding: %d/%d placed, %d bound", s.Placed, quorum, s.Bound)
 		s.Message = s.Reason
 		s.ReasonFrom = "pods"
+		if e := g.latestMemberFailure(); e != nil && strings.Contains(e.Note, preemptedPodsNote) {
+			// Nominated by the group's preemption, not waiting at Permit.
+			s.Reason = fmt.Sprintf("%d/%d placed, waiting for preempted pods to go", s.Placed, quorum)
+			s.Message = e.Note
+			s.ReasonFrom = fmt.Sprintf("%s event on %s", e.Reason, objectName(e.Regarding))
+		}
 		return
 	}
 	// The latest word of the scheduler: a whole-group rejection on the
@@ -302,12 +326,8 @@ func (g *group) reason(s *Summary) {
 		}
 	}
 	latest = rejected
-	for i := range g.podEvts {
-		if e := &g.podEvts[i]; e.Reason == reasonFailedScheduling && (latest == nil || lastTime(*e).After(lastTime(*latest))) {
-			if p := g.byName[e.Regarding.Name]; p != nil && p.DeletionTimestamp == nil && stateOf(p) != StateBound {
-				latest = e
-			}
-		}
+	if e := g.latestMemberFailure(); e != nil && (latest == nil || lastTime(*e).After(lastTime(*latest))) {
+		latest = e
 	}
 	if rejected != nil && latest != rejected && Short(latest.Note, s.Namespace, s.Name) == Short(rejected.Note, s.Namespace, s.Name) {
 		// A member's attempt that only repeats the rejection (a backoff):
@@ -347,6 +367,24 @@ func (g *group) reason(s *Summary) {
 		s.Message = fmt.Sprintf("no event or PodScheduled condition on any member: is the scheduler %s running?", strings.Join(s.Schedulers, ", "))
 		s.ReasonFrom = "pods"
 	}
+}
+
+// preemptedPodsNote is how cosched says a member waits for the victims of
+// its group's preemption.
+const preemptedPodsNote = "preempted pod(s) to terminate"
+
+// latestMemberFailure is the newest FailedScheduling event of a live member
+// that is not bound, or nil.
+func (g *group) latestMemberFailure() *eventsv1.Event {
+	var latest *eventsv1.Event
+	for i := range g.podEvts {
+		if e := &g.podEvts[i]; e.Reason == reasonFailedScheduling && (latest == nil || lastTime(*e).After(lastTime(*latest))) {
+			if p := g.byName[e.Regarding.Name]; p != nil && p.DeletionTimestamp == nil && stateOf(p) != StateBound {
+				latest = e
+			}
+		}
+	}
+	return latest
 }
 
 // stateOf classifies a member.
@@ -488,16 +526,28 @@ func (g *group) placement() Placement {
 	return p
 }
 
+// minMember is the group's quorum; 0 for a PodGroup that does not exist.
+func (g *group) minMember() int32 {
+	if g.in.Missing {
+		return 0
+	}
+	return int32(podgroup.MinMember(g.pg))
+}
+
 func (g *group) timeline() []Entry {
 	var out []Entry
-	spec := fmt.Sprintf("minMember %d", podgroup.MinMember(g.pg))
-	if t := g.pg.Spec.ScheduleTimeoutSeconds; t != nil {
-		spec += fmt.Sprintf(", scheduleTimeoutSeconds %d", *t)
+	if g.in.Missing {
+		out = append(out, Entry{Time: g.pg.CreationTimestamp, What: "FirstPod", Detail: "the oldest pod naming this PodGroup, which does not exist"})
+	} else {
+		spec := fmt.Sprintf("minMember %d", podgroup.MinMember(g.pg))
+		if t := g.pg.Spec.ScheduleTimeoutSeconds; t != nil {
+			spec += fmt.Sprintf(", scheduleTimeoutSeconds %d", *t)
+		}
+		if len(g.pg.Spec.MinResources) > 0 {
+			spec += ", minResources " + formatResources(g.pg.Spec.MinResources)
+		}
+		out = append(out, Entry{Time: g.pg.CreationTimestamp, What: "Created", Detail: spec})
 	}
-	if len(g.pg.Spec.MinResources) > 0 {
-		spec += ", minResources " + formatResources(g.pg.Spec.MinResources)
-	}
-	out = append(out, Entry{Time: g.pg.CreationTimestamp, What: "Created", Detail: spec})
 	if t := g.pg.Status.ScheduleStartTime; !t.IsZero() {
 		out = append(out, Entry{Time: t, What: "MembersExist", Detail: "minMember member pods exist (status.scheduleStartTime)"})
 	}

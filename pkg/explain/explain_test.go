@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -185,5 +188,27 @@ func TestNaturalCompare(t *testing.T) {
 		if got := naturalCompare(tc.a, tc.b); got != tc.want {
 			t.Errorf("naturalCompare(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestWaitingForPreemptedPods: members nominated by their group's
+// preemption count as placed, and the reason says what they wait for
+// (victims going), not that they bind.
+func TestWaitingForPreemptedPods(t *testing.T) {
+	pg := newGroup("ns", "high", 2, 0)
+	pods := []*v1.Pod{nominated(member(pg, "high-0", 1), "node-0"), nominated(member(pg, "high-1", 1), "node-1")}
+	note := "0/3 nodes are available: PodGroup ns/high waits for 2 preempted pod(s) to terminate; its members hold their nominated nodes."
+	events := []eventsv1.Event{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "high-1.failed", CreationTimestamp: mt(5)},
+		EventTime:  metav1.NewMicroTime(at(5)),
+		Regarding:  v1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: "high-1"},
+		Reason:     "FailedScheduling", Note: note, Type: v1.EventTypeWarning,
+	}}
+	s := Summarize(Input{Group: pg, Pods: pods, Events: events}, now)
+	if s.Placed != 2 || s.Bound != 0 {
+		t.Errorf("placed/bound = %d/%d, want 2/0", s.Placed, s.Bound)
+	}
+	if want := "2/2 placed, waiting for preempted pods to go"; s.Reason != want || s.Message != note {
+		t.Errorf("reason %q (message %q), want %q (message %q)", s.Reason, s.Message, want, note)
 	}
 }

@@ -42,7 +42,7 @@ func PrintTable(w io.Writer, list []Summary, now time.Time, opts TableOptions) e
 			row = append(row, s.Namespace)
 		}
 		row = append(row, s.Name, orNone(s.Phase),
-			fmt.Sprint(s.MinMember), fmt.Sprint(s.Bound), fmt.Sprint(s.Placed), fmt.Sprint(s.Pending),
+			minMemberColumn(s), fmt.Sprint(s.Bound), fmt.Sprint(s.Placed), fmt.Sprint(s.Pending),
 			age(s.Created.Time, now), waiting(s, now))
 		if opts.Wide {
 			row = append(row, fmt.Sprint(s.Rejections), domainColumn(s), orDash(strings.Join(s.Schedulers, ",")))
@@ -80,7 +80,7 @@ func PrintDetail(w io.Writer, d Detail, now time.Time) error {
 	field("Name", "%s", d.Name)
 	field("Namespace", "%s", d.Namespace)
 	field("Phase", "%s", orNone(d.Phase))
-	field("Min Member", "%d", d.MinMember)
+	field("Min Member", "%s", minMemberColumn(d.Summary))
 	if d.ScheduleTimeoutSeconds != nil {
 		field("Schedule Timeout", "%ds", *d.ScheduleTimeoutSeconds)
 	} else {
@@ -192,4 +192,12 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// minMemberColumn is "-" for a PodGroup that does not exist.
+func minMemberColumn(s Summary) string {
+	if s.Phase == PhaseMissing {
+		return "-"
+	}
+	return fmt.Sprint(s.MinMember)
 }

@@ -47,7 +47,7 @@ func (pl *CoschedGang) EventsToRegister(context.Context) ([]fwk.ClusterEventWith
 		// Room freed on a node can let a group that did not fit fit.
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete | fwk.UpdatePodScaleDown}, QueueingHintFn: pl.isSchedulableAfterRoomFreed},
 		// New or changed nodes can too.
-		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeLabel | fwk.UpdateNodeTaint}},
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeLabel | fwk.UpdateNodeTaint}, QueueingHintFn: pl.isSchedulableAfterNodeChange},
 		// A PodGroup created after its pods, or a lowered minMember or
 		// minResources, can release the group.
 		{Event: fwk.ClusterEvent{Resource: podgroup.EventResource, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: pl.isSchedulableAfterPodGroupChange},
@@ -110,10 +110,22 @@ func (pl *CoschedGang) hasQuorum(pod *v1.Pod, key string) bool {
 }
 
 // isSchedulableAfterRoomFreed requeues members rejected for room: a bound
-// pod that went away or shrank can make a group fit.
+// pod that went away or shrank can make a group fit, and a group backing
+// off because it did not fit checks again at once (roomMayHaveAppeared).
 func (pl *CoschedGang) isSchedulableAfterRoomFreed(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.QueueingHint, error) {
-	if podgroup.KeyOf(pod) == "" {
+	key := podgroup.KeyOf(pod)
+	if key == "" {
 		return fwk.QueueSkip, nil
+	}
+	pl.groups.roomMayHaveAppeared(key, pl.clock.Now())
+	return fwk.Queue, nil
+}
+
+// isSchedulableAfterNodeChange requeues members for a node added or grown,
+// relabeled or retainted, as isSchedulableAfterRoomFreed does for pods.
+func (pl *CoschedGang) isSchedulableAfterNodeChange(_ klog.Logger, pod *v1.Pod, _, _ any) (fwk.QueueingHint, error) {
+	if key := podgroup.KeyOf(pod); key != "" {
+		pl.groups.roomMayHaveAppeared(key, pl.clock.Now())
 	}
 	return fwk.Queue, nil
 }

@@ -140,8 +140,8 @@ func (pl *CoschedGang) followShortcut(state fwk.CycleState, key string, plan *pl
 func (pl *CoschedGang) roomFor(pod *v1.Pod, ni fwk.NodeInfo) bool {
 	free := capacity.NodeOf(ni)
 	priority := corev1helpers.PodPriority(pod)
-	for _, p := range pl.handle.NominatedPodsForNode(ni.Node().Name) {
-		if other := p.GetPod(); other.UID != pod.UID && corev1helpers.PodPriority(other) >= priority {
+	for _, other := range pl.nominatedPodsOn(ni.Node().Name) {
+		if other.UID != pod.UID && corev1helpers.PodPriority(other) >= priority {
 			free.Free = free.Free.Sub(capacity.RequestOf(other))
 			free.Pods--
 		}

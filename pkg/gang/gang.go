@@ -463,6 +463,9 @@ func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, relat
 		}
 	}
 	r := pl.groups.reject(key, cause, pl.clock.Now(), backoff)
+	if r.report && reason == "no_fit" {
+		pl.groups.markNoFit(key)
+	}
 	released := pl.rejectWaiting(r.released, fmt.Sprintf("PodGroup %s was rejected as a whole: %s", key, cause))
 	pl.recordHeld(key, r.heldFor)
 	if retryAfterBackoff {

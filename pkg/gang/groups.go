@@ -55,6 +55,14 @@ type groupState struct {
 	// noFitStreak counts the rejections in a row of a group that cannot be
 	// placed at all; its backoff grows with them.
 	noFitStreak int
+	// noFit is set while the backoff is that of a group that did not fit:
+	// room appearing can end it early (roomRecheck).
+	noFit bool
+	// roomRecheck is set when an event that can make room (a pod gone, a
+	// node added or grown) reached a member during a noFit backoff: the
+	// next member to start an attempt checks the fit again at once instead
+	// of waiting the backoff out.
+	roomRecheck bool
 	// bindFailStreak counts the admissions in a row that ended with a
 	// member failing to bind and its siblings released. An admission does
 	// not end it (the next may fail the same way); the group running whole
@@ -433,6 +441,7 @@ func (t *groupTracker) reject(key string, reason string, now time.Time, backoff 
 	g.rejectedAt = now
 	g.backoffUntil = now.Add(backoff)
 	g.lastReason = reason
+	g.noFit, g.roomRecheck = false, false
 	return r
 }
 
@@ -525,6 +534,7 @@ func (t *groupTracker) forgetHistory(key string) {
 		return
 	}
 	g.rejectedAt, g.backoffUntil, g.lastReason, g.noFitStreak, g.bindFailStreak = time.Time{}, time.Time{}, "", 0, 0
+	g.noFit, g.roomRecheck = false, false
 	g.plan, g.preemption, g.activationPending = nil, nil, false
 	t.dropIfIdleLocked(key)
 }
@@ -568,6 +578,54 @@ func (t *groupTracker) activationDone(key string) {
 // maxBackoffFactor caps how far a group that keeps not fitting backs off:
 // six times the configured backoff (30s by default).
 const maxBackoffFactor = 6
+
+// markNoFit records that the group's current backoff is that of a group
+// that does not fit, which room appearing may end early.
+func (t *groupTracker) markNoFit(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[key]; ok {
+		g.noFit = true
+	}
+}
+
+// roomMayHaveAppeared notes, for a group backing off because it did not
+// fit, that an event that can make room has happened; it reports whether
+// the group was such a group. Cheap: queueing hints call it per event.
+func (t *groupTracker) roomMayHaveAppeared(key string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[key]
+	if !ok || !g.noFit || !now.Before(g.backoffUntil) {
+		return false
+	}
+	g.roomRecheck = true
+	return true
+}
+
+// takeRoomRecheck claims a pending recheck of a noFit backoff: true once
+// per event burst, for the member that then checks the fit.
+func (t *groupTracker) takeRoomRecheck(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[key]
+	if !ok || !g.roomRecheck {
+		return false
+	}
+	g.roomRecheck = false
+	return true
+}
+
+// endBackoff ends the group's backoff now (room appeared for a group that
+// did not fit). The no-fit streak stays: if the attempt fails again, the
+// next backoff is the longer one.
+func (t *groupTracker) endBackoff(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[key]; ok {
+		g.backoffUntil, g.noFit, g.roomRecheck = time.Time{}, false, false
+	}
+}
 
 // escalatedBackoff counts one more rejection in a row of a group that does
 // not fit and returns its backoff: base, doubled with each repeat, at most
@@ -669,11 +727,17 @@ func (t *groupTracker) forget(key string) []types.UID {
 	return uids
 }
 
-// startPreemption records the victims a group's preemption is evicting.
+// startPreemption records the victims a group's preemption is evicting. It
+// also ends the backoff of the rejection that led to it: the group found
+// room, and it must take that room the moment the victims are gone, before
+// anybody else (a victim's controller recreates its pods at once). While the
+// victims terminate, PreFilter turns the members away without a rejection.
 func (t *groupTracker) startPreemption(key string, victims []victimRef, now time.Time, maxWait time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.getOrCreateLocked(key).preemption = &preemptionInFlight{victims: victims, until: now.Add(maxWait)}
+	g := t.getOrCreateLocked(key)
+	g.preemption = &preemptionInFlight{victims: victims, until: now.Add(maxWait)}
+	g.backoffUntil, g.noFitStreak, g.roomRecheck = time.Time{}, 0, false
 }
 
 // preemptionPending returns how many of the group's last victims are still

@@ -192,16 +192,25 @@ func (pl *CoschedGang) PostFilter(ctx context.Context, state fwk.CycleState, pod
 	if key == "" {
 		return nil, fwk.NewStatus(fwk.Unschedulable)
 	}
-	if left := pl.groups.preemptionPending(key, pl.clock.Now(), pl.victimPresent); left > 0 {
-		// The group preempted and its victims still terminate: its members
-		// keep their nominations, so nobody else takes the room meanwhile.
+	data, err := state.Read(preFilterRejectedKey)
+	rejected, turnedAway := data.(preFilterRejected)
+	turnedAway = turnedAway && err == nil
+	if left := pl.groups.preemptionPending(key, pl.clock.Now(), pl.victimPresent); left > 0 || rejected.victimsLeft {
+		// The group preempted and its victims still terminate (or did when
+		// PreFilter looked): its members keep their nominations, so nobody
+		// else takes the room meanwhile.
 		preemptions.WithLabelValues("waiting").Inc()
+		if left == 0 {
+			// Gone since PreFilter looked: the deletion that requeues the
+			// member came during its cycle, which the queue remembers.
+			return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: the preempted pods are gone; it tries again", key))
+		}
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
 			fmt.Sprintf("PodGroup %s waits for %d preempted pod(s) to terminate", key, left))
 	}
-	if data, err := state.Read(preFilterRejectedKey); err == nil {
+	if turnedAway {
 		msg := fmt.Sprintf("PodGroup %s was turned away before filtering", key)
-		if r, ok := data.(preFilterRejected); ok && r.noFit && pg != nil {
+		if rejected.noFit && pg != nil {
 			// The group as a whole does not fit: room may be made for it.
 			result, status, whyNot := pl.preemptForGroup(ctx, pod, key, pg)
 			if status != nil {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
+	schedutil "k8s.io/kubernetes/pkg/scheduler/util"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/podgroup"
@@ -189,6 +190,11 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 	}
 	preemptions.WithLabelValues("preempted").Inc()
 	preemptionVictims.Add(float64(best.cost.Pods))
+	// Every member holds the room the simulation gave it, as upstream's
+	// preemptor holds its node: lower-priority pods' Filter counts the
+	// nominated pods as present, so the victims' recreated pods cannot take
+	// the room back. The framework nominates pod itself from the result.
+	var others []*v1.Pod
 	for _, m := range members {
 		if m.UID == pod.UID {
 			continue
@@ -196,13 +202,35 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		if pi, err := framework.NewPodInfo(m); err == nil {
 			pl.handle.AddNominatedPod(logger, pi, &fwk.NominatingInfo{NominatedNodeName: best.plan[m.UID], NominatingMode: fwk.ModeOverride})
 		}
+		others = append(others, m)
 	}
+	go pl.publishNominations(others, best.plan)
 	note := fmt.Sprintf("preempting %s %s", describeUnits(best.victims), why)
 	logger.V(2).Info("Pod group preempts", "podGroup", key, "victims", best.cost.Pods, "units", len(best.victims),
 		"topPriority", best.cost.TopPriority, "gangs", best.cost.Gangs, "domain", best.domain)
 	pl.handle.EventRecorder().Eventf(pg, pod, v1.EventTypeNormal, "Preempting", "Scheduling", podgroup.TruncateNote(note))
 	return &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: best.plan[pod.UID], NominatingMode: fwk.ModeOverride}},
 		fwk.NewStatus(fwk.Success, note), ""
+}
+
+// publishNominations writes the nominated nodes of a preempting group's
+// members to their status, where users and the cluster autoscaler see the
+// room the group holds, and where a restarted scheduler finds it again. It
+// runs outside the scheduling cycle: a big group is many writes.
+func (pl *CoschedGang) publishNominations(members []*v1.Pod, plan map[types.UID]string) {
+	logger := klog.FromContext(pl.ctx)
+	for _, m := range members {
+		node := plan[m.UID]
+		if node == "" || m.Status.NominatedNodeName == node || pl.ctx.Err() != nil {
+			continue
+		}
+		updated := m.Status.DeepCopy()
+		updated.NominatedNodeName = node
+		if err := schedutil.PatchPodStatus(pl.ctx, pl.handle.ClientSet(), m.Name, m.Namespace, &m.Status, updated); err != nil {
+			// The nomination still holds in memory; only its record is missing.
+			logger.V(2).Info("Could not record a preempting member's nominated node", "pod", klog.KObj(m), "node", node, "err", err)
+		}
+	}
 }
 
 // membersToPlace returns the pending members the group's quorum still needs,

@@ -38,11 +38,11 @@ func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 		// business, and no plan exists yet for Filter to enforce.
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
-	status, noFit := pl.preFilterMember(ctx, key, pg, pod, nodes)
+	status, why := pl.preFilterMember(ctx, key, pg, pod, nodes)
 	if !status.IsSuccess() {
 		// PostFilter runs after a PreFilter rejection too; it must know the
 		// group's fate is already settled, and whether preemption may help.
-		state.Write(preFilterRejectedKey, preFilterRejected{noFit: noFit})
+		state.Write(preFilterRejectedKey, why)
 		return nil, status
 	}
 	if plan := pl.groups.planOf(key); plan != nil {
@@ -62,32 +62,31 @@ func (pl *CoschedGang) PreFilter(ctx context.Context, state fwk.CycleState, pod 
 	return nil, fwk.NewStatus(fwk.Skip)
 }
 
-// preFilterMember decides whether pod may try; noFit is set when the group
-// was turned away because it does not fit as a whole.
-func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) (status *fwk.Status, noFit bool) {
+// preFilterMember decides whether pod may try, and when not, says why for
+// PostFilter.
+func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.Status, preFilterRejected) {
 	if pg == nil {
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
-			"PodGroup %s does not exist: create it, or remove the pod's %s label; the pod waits for it", key, podgroup.Label)), false
+			"PodGroup %s does not exist: create it, or remove the pod's %s label; the pod waits for it", key, podgroup.Label)), preFilterRejected{}
 	}
 	attemptStart := pl.groups.reservedCount(key) == 0
-	if reason, left, ok := pl.groups.backingOff(key, pl.clock.Now()); ok && attemptStart {
-		// The members that woke during the backoff come back when it ends.
-		pl.activateAfterBackoff(key)
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
-			fmt.Sprintf("PodGroup %s is backing off for %s after it was rejected: %s", key, left.Round(100*time.Millisecond), reason)), false
+	if attemptStart {
+		if status, why := pl.mayStartAttempt(ctx, key, pg, pod, nodes); status != nil {
+			return status, why
+		}
 	}
 	c := pl.countMembers(key, pod, attemptStart)
 	quorum := podgroup.MinMember(pg)
 	if c.live < quorum {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("waiting for quorum: %d/%d pods of PodGroup %s exist", c.live, quorum, key)), false
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("waiting for quorum: %d/%d pods of PodGroup %s exist", c.live, quorum, key)), preFilterRejected{}
 	}
 	if !attemptStart {
-		return nil, false
+		return nil, preFilterRejected{}
 	}
 	if schedulers, priorities := memberDisagreement(podgroup.Members(pl.pods, key)); schedulers != "" {
 		msg := fmt.Sprintf("members name different schedulers (%s): every member of a group must use the same schedulerName, or the others are never placed with it", schedulers)
 		pl.rejectGroup(key, pg, pod, "members_disagree", msg, false)
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, msg)), false
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, msg)), preFilterRejected{}
 	} else if priorities != "" {
 		// Allowed (a driver may outrank its executors), but the members are
 		// queued apart and the group preempts with its lowest priority.
@@ -96,14 +95,13 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 	}
 	// Planning must see the room as it is: nominations the group's own
 	// pending members still carry (from an earlier wait at Permit or an
-	// earlier preemption) would count as taken. While the victims of the
-	// group's preemption terminate, the nominations keep others off the
-	// room they free.
-	if pl.groups.preemptionPending(key, pl.clock.Now(), pl.victimPresent) == 0 {
-		for _, m := range c.pending {
-			if m.UID != pod.UID {
-				pl.handle.DeleteNominatedPodIfExists(m)
-			}
+	// earlier preemption) would count as taken. (While the victims of the
+	// group's preemption terminated, the members were turned away above and
+	// the nominations kept others off the room they free.) The attempt runs
+	// back to back: the first member to wait activates the rest.
+	for _, m := range c.pending {
+		if m.UID != pod.UID {
+			pl.handle.DeleteNominatedPodIfExists(m)
 		}
 	}
 	// The members still placed (a member was recreated, or the quorum
@@ -114,16 +112,45 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 		if problem != "" {
 			// No room can be made for that: no preemption.
 			pl.rejectGroup(key, pg, pod, "domain_unavailable", problem, false)
-			return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, problem)), false
+			return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, problem)), preFilterRejected{}
 		}
 		placedIn = value
 	}
 	if msg := pl.groupDoesNotFit(ctx, pg, c, placedIn, nodes); msg != "" {
 		pl.rejectGroup(key, pg, pod, "no_fit", msg, false)
 		klog.FromContext(ctx).V(3).Info("Pod group does not fit", "podGroup", key, "why", msg)
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg)), true
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s cannot fit as a whole: %s", key, msg)), preFilterRejected{noFit: true}
 	}
-	return nil, false
+	return nil, preFilterRejected{}
+}
+
+// mayStartAttempt turns away the member that would start an attempt while
+// the group waits for the victims of its preemption, or backs off; nil when
+// it may go on. A group that backs off because it did not fit goes on when
+// an event that can make room reached it and it now fits.
+func (pl *CoschedGang) mayStartAttempt(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) (*fwk.Status, preFilterRejected) {
+	if left := pl.groups.preemptionPending(key, pl.clock.Now(), pl.victimPresent); left > 0 {
+		// Not a rejection: no backoff, no event. The members keep their
+		// nominated nodes (lower-priority pods' Filter counts them as
+		// taken) and come back as the victims go (isSchedulableAfterRoomFreed).
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf(
+			"PodGroup %s waits for %d preempted pod(s) to terminate; its members hold their nominated nodes", key, left)), preFilterRejected{victimsLeft: true}
+	}
+	reason, left, backingOff := pl.groups.backingOff(key, pl.clock.Now())
+	if !backingOff {
+		return nil, preFilterRejected{}
+	}
+	if !pl.groups.takeRoomRecheck(key) || !pl.fitsByPacking(ctx, key, pg, pod, nodes) {
+		// The members that woke during the backoff come back when it ends.
+		pl.activateAfterBackoff(key)
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
+			fmt.Sprintf("PodGroup %s is backing off for %s after it was rejected: %s", key, left.Round(100*time.Millisecond), reason)), preFilterRejected{}
+	}
+	// Room appeared for a group that did not fit: waiting out the backoff
+	// would only leave the room to others.
+	pl.groups.endBackoff(key)
+	klog.FromContext(ctx).V(3).Info("Room appeared for a pod group that did not fit; it tries now", "podGroup", key, "backoffLeft", left)
+	return nil, preFilterRejected{}
 }
 
 // memberDisagreement describes how a group's live members differ in
@@ -166,6 +193,9 @@ const preFilterRejectedKey fwk.StateKey = Name + "/prefilter-rejected"
 type preFilterRejected struct {
 	// noFit: the group was turned away because it does not fit as a whole.
 	noFit bool
+	// victimsLeft: the group waits for the victims of its preemption; its
+	// members keep their nominations.
+	victimsLeft bool
 }
 
 func (r preFilterRejected) Clone() fwk.StateData { return r }
@@ -189,24 +219,8 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 		// The quorum is placed: later members join a group that runs.
 		return ""
 	}
-	if len(pg.Spec.MinResources) > 0 {
-		want := capacity.FromList(pg.Spec.MinResources)
-		// Members already placed hold part of minResources themselves.
-		held := capacity.Vector{}
-		for _, pod := range podgroup.Members(pl.pods, podgroup.Key(pg.Namespace, pg.Name)) {
-			if pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil {
-				held = held.Add(capacity.RequestOf(pod))
-			}
-		}
-		free := make([]capacity.Node, len(nodes))
-		for i, ni := range nodes {
-			free[i] = capacity.NodeOf(ni)
-		}
-		have := capacity.TotalFree(free).Add(held)
-		if missing := want.Missing(have); missing != "" {
-			return fmt.Sprintf("minResources needs %s %s, the cluster has %s free", missing,
-				capacity.Format(missing, want.Get(missing)), capacity.Format(missing, have.Get(missing)))
-		}
+	if msg := pl.minResourcesShortfall(pg, nodes); msg != "" {
+		return msg
 	}
 	if len(c.pending) < need {
 		// Quorum counted members that are placed or being deleted; the rest
@@ -227,13 +241,7 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 			return ""
 		}
 	}
-	requests := make([]capacity.Vector, len(c.pending))
-	for i, pod := range c.pending {
-		requests[i] = capacity.RequestOf(pod)
-	}
-	// For packing, only the nodes the members may use count: their node
-	// selection and the taints they tolerate rule out the rest.
-	res := capacity.PackFrom(newEligibleNodes(klog.FromContext(ctx), c.pending, nodes), requests)
+	res := pl.packPending(ctx, c.pending, nodes)
 	if res.Placed >= need {
 		pl.planWholeGroup(ctx, pg, need, c.pending, nodes)
 		return ""
@@ -242,14 +250,100 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 		c.placed+res.Placed, quorum, c.placed, res.Placed, need, res.Blocked)
 }
 
-// planWholeGroup plans a big group that shares no domain ahead, with the
-// cluster as its one domain (wholeGroupPlanMinMembers): one pass of the
-// Filter plugins at its first member instead of a search of the cluster per
-// member. The plan is a shortcut only; without one the members search as
-// usual, so no plan is no failure.
+// fitsByPacking is the fit check's arithmetic alone (minResources, then the
+// node-by-node packing), without planning or side effects: whether room
+// appeared for a group that backs off because it did not fit. A topology
+// group is planned when its attempt starts, so packing is optimistic here.
+func (pl *CoschedGang) fitsByPacking(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod, nodes []fwk.NodeInfo) bool {
+	c := pl.countMembers(key, pod, true)
+	need := podgroup.MinMember(pg) - c.placed
+	if need <= 0 {
+		return true
+	}
+	if pl.minResourcesShortfall(pg, nodes) != "" {
+		return false
+	}
+	return len(c.pending) < need || pl.packPending(ctx, c.pending, nodes).Placed >= need
+}
+
+// minResourcesShortfall checks minResources against the cluster's free total
+// (what scheduler-plugins users rely on); "" when it is met or unset.
+func (pl *CoschedGang) minResourcesShortfall(pg *schedv1alpha1.PodGroup, nodes []fwk.NodeInfo) string {
+	if len(pg.Spec.MinResources) == 0 {
+		return ""
+	}
+	want := capacity.FromList(pg.Spec.MinResources)
+	// Members already placed hold part of minResources themselves.
+	held := capacity.Vector{}
+	for _, pod := range podgroup.Members(pl.pods, podgroup.Key(pg.Namespace, pg.Name)) {
+		if pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil {
+			held = held.Add(capacity.RequestOf(pod))
+		}
+	}
+	free := make([]capacity.Node, len(nodes))
+	for i, ni := range nodes {
+		free[i] = capacity.NodeOf(ni)
+	}
+	have := capacity.TotalFree(free).Add(held)
+	if missing := want.Missing(have); missing != "" {
+		return fmt.Sprintf("minResources needs %s %s, the cluster has %s free", missing,
+			capacity.Format(missing, want.Get(missing)), capacity.Format(missing, have.Get(missing)))
+	}
+	return ""
+}
+
+// packPending packs the pending members into the free room of the nodes
+// they may use: their node selection and the taints they tolerate rule out
+// the rest, and room nominated to pods of at least the group's priority
+// (another group's preemption, a waiting member) counts as taken, as the
+// scheduler's Filter counts it.
+func (pl *CoschedGang) packPending(ctx context.Context, pending []*v1.Pod, nodes []fwk.NodeInfo) capacity.PackResult {
+	requests := make([]capacity.Vector, len(pending))
+	for i, pod := range pending {
+		requests[i] = capacity.RequestOf(pod)
+	}
+	eligible := newEligibleNodes(klog.FromContext(ctx), pending, nodes)
+	eligible.nominated = pl.nominatedPodsOn
+	return capacity.PackFrom(eligible, requests)
+}
+
+// nominatedPodsOn returns the pods nominated to a node, whole: the queue
+// knows the pods it holds, and for a pod it does not hold at the moment
+// (one in its scheduling cycle) returns only its name, so the pod cache
+// fills in the rest.
+func (pl *CoschedGang) nominatedPodsOn(nodeName string) []*v1.Pod {
+	infos := pl.handle.NominatedPodsForNode(nodeName)
+	out := make([]*v1.Pod, 0, len(infos))
+	for _, pi := range infos {
+		p := pi.GetPod()
+		if len(p.Spec.Containers) == 0 {
+			obj, ok, err := pl.pods.GetByKey(p.Namespace + "/" + p.Name)
+			cached, isPod := obj.(*v1.Pod)
+			if err != nil || !ok || !isPod || cached.UID != p.UID {
+				continue
+			}
+			p = cached
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// planWholeGroup plans, ahead, a group that shares no domain, with the
+// cluster as its one domain, when it is big (wholeGroupPlanMinMembers): one
+// pass of the Filter plugins at its first member instead of a search of the
+// cluster per member. A group of mixed sizes is planned too, whatever its
+// size: the fit check packed it largest first, and members placed one by
+// one in queue order and spread by scoring can let small ones take the room
+// a big one needs, so that a group that fits is turned down. The plan is a
+// shortcut only; without one the members search as usual, so no plan is no
+// failure.
 func (pl *CoschedGang) planWholeGroup(ctx context.Context, pg *schedv1alpha1.PodGroup, need int, pending []*v1.Pod, nodes []fwk.NodeInfo) {
+	if pl.args.PlacementStrategy != config.PlacementAtomic {
+		return
+	}
 	from := int(*pl.args.WholeGroupPlanMinMembers)
-	if pl.args.PlacementStrategy != config.PlacementAtomic || from == 0 || len(pending) < from {
+	if (from == 0 || len(pending) < from) && !mixedSizes(pending) {
 		return
 	}
 	key := podgroup.Key(pg.Namespace, pg.Name)
@@ -266,6 +360,20 @@ func (pl *CoschedGang) planWholeGroup(ctx context.Context, pg *schedv1alpha1.Pod
 	pl.forgetIfGone(key)
 }
 
+// mixedSizes reports whether the members do not all request the same.
+func mixedSizes(pods []*v1.Pod) bool {
+	if len(pods) < 2 {
+		return false
+	}
+	first := capacity.RequestOf(pods[0])
+	for _, p := range pods[1:] {
+		if !capacity.RequestOf(p).Equal(first) {
+			return true
+		}
+	}
+	return false
+}
+
 // eligibleNodes serves the fit check the nodes whose free room the pending
 // members may use: those their required node affinity selects and whose
 // NoSchedule/NoExecute taints they tolerate. Members of a group usually
@@ -278,12 +386,22 @@ type eligibleNodes struct {
 	all         bool
 	required    nodeaffinity.RequiredNodeAffinity
 	tolerations []v1.Toleration
+	// nominated, when set, lists the pods nominated to a node; those of at
+	// least priority from other groups hold their room.
+	nominated func(nodeName string) []*v1.Pod
+	group     string
+	priority  int32
 }
 
 func newEligibleNodes(logger klog.Logger, pending []*v1.Pod, nodes []fwk.NodeInfo) *eligibleNodes {
 	e := &eligibleNodes{logger: logger, nodes: nodes, all: len(pending) == 0}
 	if e.all {
 		return e
+	}
+	e.group = podgroup.KeyOf(pending[0])
+	e.priority = corev1helpers.PodPriority(pending[0])
+	for _, p := range pending[1:] {
+		e.priority = min(e.priority, corev1helpers.PodPriority(p))
 	}
 	rep := pending[0]
 	for _, p := range pending[1:] {
@@ -304,7 +422,7 @@ func (e *eligibleNodes) Len() int { return len(e.nodes) }
 func (e *eligibleNodes) At(i int) (capacity.Node, bool) {
 	ni := e.nodes[i]
 	if e.all {
-		return capacity.NodeOf(ni), true
+		return e.freeOn(ni), true
 	}
 	node := ni.Node()
 	if node == nil {
@@ -316,7 +434,34 @@ func (e *eligibleNodes) At(i int) (capacity.Node, bool) {
 	if _, untolerated := corev1helpers.FindMatchingUntoleratedTaint(e.logger, node.Spec.Taints, e.tolerations, hardTaint, false); untolerated {
 		return capacity.Node{}, false
 	}
-	return capacity.NodeOf(ni), true
+	return e.freeOn(ni), true
+}
+
+// freeOn is ni's free room less what pods nominated to it hold.
+func (e *eligibleNodes) freeOn(ni fwk.NodeInfo) capacity.Node {
+	free := capacity.NodeOf(ni)
+	if e.nominated == nil || ni.Node() == nil {
+		return free
+	}
+	for _, p := range e.nominated(ni.Node().Name) {
+		if corev1helpers.PodPriority(p) < e.priority || (e.group != "" && podgroup.KeyOf(p) == e.group) || onNode(ni, p) {
+			continue
+		}
+		free.Free = free.Free.Sub(capacity.RequestOf(p))
+		free.Pods--
+	}
+	return free
+}
+
+// onNode reports whether ni already counts p (a member waiting at Permit is
+// both assumed on its node and nominated to it).
+func onNode(ni fwk.NodeInfo, p *v1.Pod) bool {
+	for _, pi := range ni.GetPods() {
+		if pi.GetPod().UID == p.UID {
+			return true
+		}
+	}
+	return false
 }
 
 func hardTaint(t *v1.Taint) bool {

@@ -94,6 +94,13 @@ func cluster() (kube []runtime.Object, groups []runtime.Object) {
 		// Not a member of anything.
 		&v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "training", Name: "loner"}},
 	)
+	// Pods recreated by their operator after it deleted their PodGroup.
+	gone := pg("training", "gone", 2, 100, "")
+	for _, name := range []string{"gone-master-0", "gone-worker-0"} {
+		kube = append(kube, pod(gone, name, "", 150))
+	}
+	kube = append(kube, event("Pod", "training", "gone-master-0", "FailedScheduling",
+		"0/2 nodes are available: PodGroup training/gone does not exist: create it, or remove the pod's scheduling.x-k8s.io/pod-group label; the pod waits for it.", 151, 3, 250))
 	for _, name := range []string{"train-0", "train-1", "train-2", "train-3"} {
 		kube = append(kube, pod(train, name, "", 10))
 	}
@@ -122,6 +129,7 @@ func TestCommands(t *testing.T) {
 		{name: "describe-no-fit-yaml", args: []string{"describe", "train", "-o", "yaml"}, namespace: "training"},
 		{name: "describe-without-event-and-node-access", args: []string{"describe", "-n", "shop", "app-with-logs"},
 			forbid: []string{"list/events", "get/nodes"}},
+		{name: "describe-deleted-group", args: []string{"describe", "-n", "training", "gone"}},
 		{name: "describe-missing", args: []string{"describe", "-n", "shop", "nope"}, wantErr: `podgroups.scheduling.x-k8s.io "nope" not found`},
 		{name: "get-bad-output", args: []string{"get", "-o", "name"}, wantErr: `unknown output format "name"`},
 		{name: "get-named-all-namespaces", args: []string{"get", "-A", "train"}, wantErr: "cannot be named across all namespaces"},

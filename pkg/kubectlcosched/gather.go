@@ -33,20 +33,20 @@ func (o *Options) gather(ctx context.Context, c Clients, namespace string, names
 			return nil, err
 		}
 		groups = list.Items
-	} else {
-		for _, name := range names {
-			pg, err := c.PodGroups.SchedulingV1alpha1().PodGroups(namespace).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return nil, err
-			}
-			groups = append(groups, *pg)
-		}
 	}
-	slices.SortFunc(groups, func(a, b schedv1alpha1.PodGroup) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
-	})
-	if len(groups) == 0 {
-		return nil, nil
+	// A named group that does not exist may still be named by pods (its
+	// owner deleted it, or has not created it yet): those are shown.
+	notFound := map[string]error{}
+	for _, name := range names {
+		pg, err := c.PodGroups.SchedulingV1alpha1().PodGroups(namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			notFound[name] = err
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, *pg)
 	}
 
 	// The members: pods carrying the group label (only the named groups'
@@ -68,6 +68,19 @@ func (o *Options) gather(ctx context.Context, c Clients, namespace string, names
 		p := &podList.Items[i]
 		key := podgroup.KeyOf(p)
 		pods[key] = append(pods[key], p)
+	}
+	missing := missingGroups(groups, pods)
+	for _, name := range names {
+		if err := notFound[name]; err != nil && !slices.ContainsFunc(missing, func(pg schedv1alpha1.PodGroup) bool { return pg.Name == name }) {
+			return nil, err
+		}
+	}
+	groups = append(groups, missing...)
+	slices.SortFunc(groups, func(a, b schedv1alpha1.PodGroup) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	if len(groups) == 0 {
+		return nil, nil
 	}
 
 	// Events, read where the groups are.
@@ -98,14 +111,41 @@ func (o *Options) gather(ctx context.Context, c Clients, namespace string, names
 	for i := range groups {
 		pg := &groups[i]
 		inputs = append(inputs, explain.Input{
-			Group:  pg,
-			Pods:   pods[podgroup.Key(pg.Namespace, pg.Name)],
-			Events: events[pg.Namespace],
-			Nodes:  nodes,
+			Group:   pg,
+			Missing: pg.UID == "",
+			Pods:    pods[podgroup.Key(pg.Namespace, pg.Name)],
+			Events:  events[pg.Namespace],
+			Nodes:   nodes,
 		})
 	}
 	logger.V(4).Info("Read PodGroups", "namespace", namespace, "groups", len(groups), "pods", len(podList.Items), "withNodes", withNodes)
 	return inputs, nil
+}
+
+// missingGroups stands in for the PodGroups that pods name but that do not
+// exist: a placeholder (no UID) named after the group, as old as its oldest
+// pod, so that such pods are listed with the reason they wait.
+func missingGroups(groups []schedv1alpha1.PodGroup, pods map[string][]*v1.Pod) []schedv1alpha1.PodGroup {
+	known := map[string]bool{}
+	for _, pg := range groups {
+		known[podgroup.Key(pg.Namespace, pg.Name)] = true
+	}
+	var out []schedv1alpha1.PodGroup
+	for key, members := range pods {
+		if known[key] || len(members) == 0 {
+			continue
+		}
+		oldest := members[0].CreationTimestamp
+		for _, p := range members[1:] {
+			if p.CreationTimestamp.Before(&oldest) {
+				oldest = p.CreationTimestamp
+			}
+		}
+		out = append(out, schedv1alpha1.PodGroup{ObjectMeta: metav1.ObjectMeta{
+			Namespace: members[0].Namespace, Name: podgroup.NameOf(members[0]), CreationTimestamp: oldest,
+		}})
+	}
+	return out
 }
 
 // nodesOf reads the nodes the members of groups with a topology key are on

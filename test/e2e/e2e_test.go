@@ -245,9 +245,13 @@ func TestGangOneShortNeverBinds(t *testing.T) {
 	s := newSuite(t)
 	s.nodes(sameNodes(2, "4", "8Gi"))
 	s.group(testutil.PodGroup(s.ns, "short", 4))
-	names := s.create(s.members("short", 3, "500m", "512Mi")...)
+	members := s.members("short", 4, "500m", "512Mi")
+	names := s.create(members[:3]...)
 	s.noneBound(names, 10*time.Second)
 	s.phase("short", schedv1alpha1.PodGroupPending)
+	// The positive control: the same nodes bind the group once it is whole,
+	// so the check above saw a scheduler that chose not to bind.
+	s.allBound(append(names, s.create(members[3])...))
 }
 
 func TestGangsCompeteWithoutDeadlock(t *testing.T) {

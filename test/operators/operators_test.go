@@ -374,20 +374,7 @@ func (s *suite) waitMembers(group string, n int) []v1.Pod {
 // the members.
 func (s *suite) waitBound(group string, members, want int) []v1.Pod {
 	s.t.Helper()
-	var pods []v1.Pod
-	err := wait.PollUntilContextTimeout(s.ctx, 200*time.Millisecond, bindTimeout, true, func(ctx context.Context) (bool, error) {
-		got, err := s.groupPods(ctx, group)
-		if err != nil {
-			return false, nil
-		}
-		pods = got
-		return len(pods) == members && boundCount(pods) == want, nil
-	})
-	if err != nil {
-		s.t.Fatalf("group %s: %d of %d members bound, want %d of %d (%s): %v",
-			group, boundCount(pods), len(pods), want, members, s.watch.Snapshot(group), err)
-	}
-	return pods
+	return s.waitBoundWithin(group, members, want, bindTimeout)
 }
 
 // holdsNothing checks for the whole duration that no member of group is

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +17,10 @@ const KWOKNodeAnnotation = "kwok.x-k8s.io/node"
 
 // CreateKWOKNodes creates nodes for KWOK to simulate (annotated, and tainted
 // so that only pods tolerating the taint land there), leaving their
-// conditions to KWOK, and waits up to timeout until KWOK reports each Ready.
+// conditions to KWOK, and waits up to timeout until KWOK reports each Ready
+// and the node lifecycle controller has lifted the not-ready taint that new
+// nodes get (until then no pod is placed there, and a test that counts on
+// the room races the controller).
 func CreateKWOKNodes(ctx context.Context, t *testing.T, cs kubernetes.Interface, nodes []*v1.Node, timeout time.Duration) []string {
 	t.Helper()
 	names := make([]string, 0, len(nodes))
@@ -32,7 +36,7 @@ func CreateKWOKNodes(ctx context.Context, t *testing.T, cs kubernetes.Interface,
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		for _, name := range names {
 			n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			if err != nil || !NodeReady(n) {
+			if err != nil || !NodeReady(n) || hasConditionTaint(n) {
 				return false, nil
 			}
 		}
@@ -49,6 +53,18 @@ func NodeReady(n *v1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == v1.NodeReady {
 			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// hasConditionTaint reports whether the node still carries a taint that the
+// node lifecycle controller sets from its conditions (not-ready,
+// unreachable, ...).
+func hasConditionTaint(n *v1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if strings.HasPrefix(t.Key, "node.kubernetes.io/") && t.Effect != v1.TaintEffectPreferNoSchedule {
+			return true
 		}
 	}
 	return false
