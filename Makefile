@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: test-kind all build test test-unit test-integration test-e2e test-operators verify helm etcd clean compare demo local-up local-down local-tools bench bench-qps bench-smoke soak soak-invariants
+.PHONY: test-kind all build test test-unit test-integration test-e2e test-operators test-compat test-compat-oldest verify helm etcd clean compare demo local-up local-down local-tools bench bench-qps bench-smoke soak soak-invariants
 
 all: build
 
@@ -29,7 +29,7 @@ demo: build
 	hack/demo.sh
 
 ## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane
-test: verify test-unit test-integration test-e2e test-operators bench-smoke
+test: verify test-unit test-integration test-e2e test-operators test-compat-oldest bench-smoke
 
 ## test-unit: fast, table-driven tests of every package, and the static checks of manifests/ and the Dockerfile
 test-unit:
@@ -79,6 +79,18 @@ test-e2e: build helm
 ## test-operators: real KubeRay and Kubeflow training-operator (built once into _output/bin) against cosched on the local control plane
 test-operators: build
 	hack/test-operators.sh
+
+## test-compat: the compatibility matrix: test/compat (bin/cosched against an in-process API server that emulates older
+## releases), then test/e2e's gang essentials on a local control plane of each release in COMPAT_VERSIONS (hack/test-compat.sh,
+## servers built once by hack/build-kube.sh into _output/kube-<version>); table in _output/compat/summary.md
+COMPAT_VERSIONS ?= 1.34.4 1.35.4 1.36.3
+test-compat: etcd build helm
+	COSCHED_BIN=$(CURDIR)/bin/cosched $(GOTEST) -count=1 -timeout 15m ./test/compat/...
+	hack/test-compat.sh $(COMPAT_VERSIONS)
+
+## test-compat-oldest: test-compat against the oldest supported release only (part of make test)
+test-compat-oldest:
+	$(MAKE) test-compat COMPAT_VERSIONS=1.34.4
 
 ## test-kind: the e2e suite on a kind cluster (needs a Docker engine that runs privileged containers; hack/kind/check-engine.sh tells)
 test-kind: build

@@ -40,6 +40,13 @@
 #   NODES_FILE=                              extra Node YAML to apply (give the
 #                                            nodes the annotation
 #                                            kwok.x-k8s.io/node: fake)
+#   KUBE_VERSION=                            run kube-apiserver and
+#                                            kube-controller-manager of this
+#                                            older release (e.g. 1.34.4; built
+#                                            by hack/build-kube.sh into
+#                                            _output/kube-<version>/bin); the
+#                                            fake nodes report it too. Empty:
+#                                            the main module's release
 #   SKIP_COSCHED_BUILD=1                     do not (re)build bin/cosched
 #   COSCHED_VERBOSITY=2                      cosched --v
 #   COSCHED_EXTRA_ARGS=                      more cosched flags, split on spaces
@@ -152,6 +159,25 @@ for name in kube-apiserver kube-controller-manager kubectl kube-scheduler; do
   have="$(k8s_binary_version "${name}")"
   [[ "${have}" == "${K8S_VERSION}" ]] || die "${BIN_DIR}/${name} reports '${have}' after the build, want ${K8S_VERSION}"
 done
+
+# KUBE_VERSION: the control plane of an older release (make test-compat).
+KUBE_VERSION="${KUBE_VERSION:-}"
+KUBE_VERSION="${KUBE_VERSION#v}"
+if [[ -n "${KUBE_VERSION}" && "v${KUBE_VERSION}" != "${K8S_VERSION}" ]]; then
+  KUBE_BIN_DIR="$("${REPO_ROOT}/hack/build-kube.sh" "${KUBE_VERSION}")" || die "building Kubernetes ${KUBE_VERSION} failed"
+  NODE_KUBELET_VERSION="v${KUBE_VERSION}"
+else
+  KUBE_BIN_DIR="${BIN_DIR}"
+  NODE_KUBELET_VERSION="${K8S_VERSION}"
+fi
+# A control plane of another release is never switched under running
+# components: its etcd data would be read by an older kube-apiserver.
+running_kube_dir="$(KUBE_BIN_DIR= kube_bin_dir)"
+if [[ "${BUILD_ONLY:-0}" != "1" && "${running_kube_dir}" != "${KUBE_BIN_DIR}" ]] && { KUBE_BIN_DIR="${running_kube_dir}" component_running kube-apiserver ||
+  KUBE_BIN_DIR="${running_kube_dir}" component_running kube-controller-manager; }; then
+  die "the running control plane uses ${running_kube_dir}, not ${KUBE_BIN_DIR} (KUBE_VERSION=${KUBE_VERSION:-<main module>}); stop it first: make local-down"
+fi
+export KUBE_BIN_DIR
 
 KWOK_VERSION="$(awk '$1 == "sigs.k8s.io/kwok" {print $2; exit}' "${KWOK_MODULE_DIR}/go.mod")"
 [[ "${KWOK_VERSION}" == v* ]] || die "cannot find the sigs.k8s.io/kwok version in ${KWOK_MODULE_DIR}/go.mod"
@@ -322,6 +348,8 @@ for name in "${LOCAL_COMPONENTS[@]}"; do
   component_running "${name}" || check_ports "${name}"
 done
 
+echo "${KUBE_BIN_DIR}" >"${PID_DIR}/kube-bin-dir"
+
 # --- etcd ----------------------------------------------------------------------
 ETCD_URL="http://127.0.0.1:${ETCD_CLIENT_PORT}"
 ensure_running etcd -- \
@@ -424,7 +452,7 @@ render_node() {
     -e "s|@CPU@|${NODE_CPU}|g" -e "s|@MEMORY@|${NODE_MEMORY}|g" -e "s|@PODS@|${NODE_PODS}|g" \
     -e "s|@EPHEMERAL_STORAGE@|${NODE_EPHEMERAL_STORAGE}|g" \
     -e "s|@HUGEPAGES_1GI@|${NODE_HUGEPAGES_1GI}|g" -e "s|@HUGEPAGES_2MI@|${NODE_HUGEPAGES_2MI}|g" \
-    -e "s|@INTERNAL_IP@|$(node_ip "${i}")|g" -e "s|@KUBELET_VERSION@|${K8S_VERSION}|g" \
+    -e "s|@INTERNAL_IP@|$(node_ip "${i}")|g" -e "s|@KUBELET_VERSION@|${NODE_KUBELET_VERSION}|g" \
     -e "s|@CONTAINER_RUNTIME_VERSION@|${NODE_CONTAINER_RUNTIME_VERSION}|g" \
     -e "s|@KERNEL_VERSION@|${NODE_KERNEL_VERSION}|g" -e "s|@OS_IMAGE@|${NODE_OS_IMAGE}|g" \
     -e "s|@MACHINE_ID@|$(node_id machine "${name}")|g" \
@@ -456,7 +484,7 @@ status_jsonpath+='{.status.nodeInfo.kubeletVersion}|{.status.nodeInfo.containerR
 status_jsonpath+='{.status.nodeInfo.osImage}|{.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'
 sizes="${NODE_CPU}|${NODE_MEMORY}|${NODE_PODS}|${NODE_EPHEMERAL_STORAGE}|${NODE_HUGEPAGES_1GI}|${NODE_HUGEPAGES_2MI}|"
 want_status() { # INDEX: what status_jsonpath prints for an up-to-date node
-  echo "${sizes}${sizes}${K8S_VERSION}|${NODE_CONTAINER_RUNTIME_VERSION}|${NODE_KERNEL_VERSION}|${NODE_OS_IMAGE}|$(node_ip "$1")"
+  echo "${sizes}${sizes}${NODE_KUBELET_VERSION}|${NODE_CONTAINER_RUNTIME_VERSION}|${NODE_KERNEL_VERSION}|${NODE_OS_IMAGE}|$(node_ip "$1")"
 }
 while read -r node status; do
   [[ -n "${node}" ]] || continue

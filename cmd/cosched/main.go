@@ -1,6 +1,10 @@
 // Command cosched is kube-scheduler with every in-tree plugin plus cosched's
 // gang scheduling and gang-aware preemption plugins. Run it as a secondary
 // scheduler: pods opt in with spec.schedulerName.
+//
+// At start it asks the API server for its version and runs as that server's
+// Kubernetes release (--emulated-version), so one build serves API servers
+// 1.34 to 1.37; see pkg/compat.
 package main
 
 import (
@@ -12,16 +16,22 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 
+	"github.com/cosched/cosched/pkg/compat"
 	"github.com/cosched/cosched/pkg/gang"
 	"github.com/cosched/cosched/pkg/preemption"
 )
 
 func main() {
+	startup := compat.New()
+	// Registry options run in order once logging is set up: the start line
+	// first; the first plugin built starts the unsynced-cache watch.
 	command := app.NewSchedulerCommand(
-		app.WithPlugin(gang.QueueSortName, gang.NewQueueSort),
-		app.WithPlugin(gang.Name, gang.New),
-		app.WithPlugin(preemption.Name, preemption.New),
+		startup.LogOption(),
+		app.WithPlugin(gang.QueueSortName, startup.WatchCaches(gang.NewQueueSort)),
+		app.WithPlugin(gang.Name, startup.WatchCaches(gang.New)),
+		app.WithPlugin(preemption.Name, startup.WatchCaches(preemption.New)),
 	)
 	command.Use = "cosched"
+	startup.Install(command)
 	os.Exit(cli.Run(command))
 }

@@ -44,8 +44,23 @@ die() {
 component_bin() {
   case "$1" in
     cosched) echo "${COSCHED_BIN}" ;;
+    kube-apiserver | kube-controller-manager) echo "$(kube_bin_dir)/$1" ;;
     *) echo "${BIN_DIR}/$1" ;;
   esac
+}
+
+# kube_bin_dir: where kube-apiserver and kube-controller-manager come from.
+# hack/local-up.sh sets KUBE_BIN_DIR for KUBE_VERSION (an older release, from
+# hack/build-kube.sh) and records it in the pid directory, so local-down and
+# the restart scripts find the running control plane's binaries too.
+kube_bin_dir() {
+  if [[ -n "${KUBE_BIN_DIR:-}" ]]; then
+    echo "${KUBE_BIN_DIR}"
+  elif [[ -s "${PID_DIR}/kube-bin-dir" ]]; then
+    cat "${PID_DIR}/kube-bin-dir"
+  else
+    echo "${BIN_DIR}"
+  fi
 }
 
 # component_port NAME and component_port_var NAME: the TCP port a component
