@@ -12,12 +12,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -208,9 +206,8 @@ func writeConfig(t *testing.T, cfg *rest.Config, dir string) string {
 }
 
 type cosched struct {
-	port, log string
-	cmd       *exec.Cmd
-	done      chan struct{}
+	*testutil.Process
+	port string
 }
 
 // startCosched runs $COSCHED_BIN (make sets it to bin/cosched; else built
@@ -232,30 +229,11 @@ func startCosched(t *testing.T, dir, name string, args ...string) *cosched {
 			}
 		}
 	}
-	p := &cosched{port: freePort(t), log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"--secure-port=" + p.port, "--bind-address=127.0.0.1", "-v=2"}, args...)...)
-	p.cmd.Env = append(os.Environ(), "POD_NAMESPACE=cosched-system")
-	f, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			out, _ := os.ReadFile(p.log)
-			t.Logf("%s's log (last 60 lines):\n%s", name, lastLines(string(out), 60))
-		}
-	})
+	port := testutil.FreePort(t)
+	p := &cosched{port: port, Process: &testutil.Process{Name: name, Log: filepath.Join(dir, name+".log"),
+		Cmd: exec.Command(bin, append([]string{"--secure-port=" + port, "--bind-address=127.0.0.1", "-v=2"}, args...)...)}}
+	p.Cmd.Env = append(os.Environ(), "POD_NAMESPACE=cosched-system")
+	p.Start(t)
 	return p
 }
 
@@ -283,7 +261,7 @@ func (p *cosched) waitReady(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return false, fmt.Errorf("cosched exited")
 		default:
 		}
@@ -299,8 +277,8 @@ func (p *cosched) waitReady(t *testing.T, timeout time.Duration) {
 func (p *cosched) waitExit(t *testing.T, timeout time.Duration) int {
 	t.Helper()
 	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
+	case <-p.Done():
+		return p.Cmd.ProcessState.ExitCode()
 	case <-time.After(timeout):
 		t.Fatalf("cosched still runs after %s", timeout)
 		return 0
@@ -309,7 +287,7 @@ func (p *cosched) waitExit(t *testing.T, timeout time.Duration) int {
 
 func (p *cosched) expectLog(t *testing.T, want ...string) {
 	t.Helper()
-	out, _ := os.ReadFile(p.log)
+	out, _ := os.ReadFile(p.Log)
 	for _, w := range want {
 		if !strings.Contains(string(out), w) {
 			t.Errorf("log does not contain %s", w)
@@ -320,7 +298,7 @@ func (p *cosched) expectLog(t *testing.T, want ...string) {
 func (p *cosched) expectLogWithin(t *testing.T, timeout time.Duration, want ...string) {
 	t.Helper()
 	_ = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		out, _ := os.ReadFile(p.log)
+		out, _ := os.ReadFile(p.Log)
 		for _, w := range want {
 			if !strings.Contains(string(out), w) {
 				return false, nil
@@ -331,32 +309,7 @@ func (p *cosched) expectLogWithin(t *testing.T, timeout time.Duration, want ...s
 	p.expectLog(t, want...)
 }
 
-// freePort returns a free port below 32768 (the machine's rule for servers
-// tests start), not one from the ephemeral range.
-func freePort(t *testing.T) string {
-	t.Helper()
-	base := 21000 + os.Getpid()%4000
-	for i := 0; i < 2000; i++ {
-		port := strconv.Itoa(base + i)
-		l, err := net.Listen("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port in 21000-26999")
-	return ""
-}
-
 // listenAndClose returns an address where nothing listens.
 func listenAndClose(t *testing.T) string {
-	return "127.0.0.1:" + freePort(t)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return "127.0.0.1:" + testutil.FreePort(t)
 }

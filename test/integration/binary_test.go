@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -99,20 +98,20 @@ func TestCoschedBinary(t *testing.T) {
 		s.createGroup(testutil.PodGroup(s.ns, name, 3))
 		groups = append(groups, s.createPods(s.members(name, 3, "500m", "512Mi")...))
 		if g == 2 {
-			first.kill()
+			first.Kill()
 		}
 	}
 	for _, names := range groups {
 		s.expectAllBound(names, 90*time.Second)
 	}
-	if second.exited() {
+	if second.Exited() {
 		t.Errorf("the second replica exited")
 	}
 	for _, r := range []*coschedProcess{first, second} {
-		out, _ := os.ReadFile(r.log)
+		out, _ := os.ReadFile(r.Log)
 		for _, forbidden := range []string{"is forbidden", coschedToken} {
 			if strings.Contains(string(out), forbidden) {
-				t.Errorf("%s replica's log contains %q:\n%s", r.name, forbidden, grepLines(string(out), forbidden))
+				t.Errorf("%s replica's log contains %q:\n%s", r.Name, forbidden, grepLines(string(out), forbidden))
 			}
 		}
 	}
@@ -120,58 +119,18 @@ func TestCoschedBinary(t *testing.T) {
 
 // coschedProcess is one running replica of the binary.
 type coschedProcess struct {
-	name, port, log string
-	cmd             *exec.Cmd
-	done            chan struct{}
+	*testutil.Process
+	port string
 }
 
 func startCosched(t *testing.T, bin, config, dir, name string) *coschedProcess {
 	t.Helper()
-	p := &coschedProcess{name: name, port: freePort(t), log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "--config="+config, "--secure-port="+p.port, "--bind-address=127.0.0.1", "-v=2")
-	p.cmd.Env = append(os.Environ(), "POD_NAMESPACE=cosched-system")
-	p.start(t)
+	port := testutil.FreePort(t)
+	p := &coschedProcess{port: port, Process: &testutil.Process{Name: name, Log: filepath.Join(dir, name+".log"),
+		Cmd: exec.Command(bin, "--config="+config, "--secure-port="+port, "--bind-address=127.0.0.1", "-v=2")}}
+	p.Cmd.Env = append(os.Environ(), "POD_NAMESPACE=cosched-system")
+	p.Start(t)
 	return p
-}
-
-// start runs p.cmd with its output in p.log; the test's cleanup kills it and,
-// if the test failed, shows the end of its log.
-func (p *coschedProcess) start(t *testing.T) {
-	t.Helper()
-	logFile, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			out, _ := os.ReadFile(p.log)
-			t.Logf("%s's log:\n%s", p.name, tail(string(out), 80))
-		}
-	})
-}
-
-func (p *coschedProcess) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *coschedProcess) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 func waitLease(t *testing.T, c *cluster, name string) {
@@ -252,17 +211,6 @@ func coschedBinary(t *testing.T, dir string) string {
 	return bin
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
-}
-
 // newScenarioWithoutScheduler is a scenario whose scheduler runs elsewhere.
 func (c *cluster) newScenarioWithoutScheduler(t *testing.T, ns []*corev1.Node) *scenario {
 	s := c.newStoppedScenario(t, ns)
@@ -274,14 +222,6 @@ func (c *cluster) newScenarioWithoutScheduler(t *testing.T, ns []*corev1.Node) *
 	return s
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 func grepLines(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -289,5 +229,5 @@ func grepLines(s, sub string) string {
 			out = append(out, l)
 		}
 	}
-	return tail(strings.Join(out, "\n"), 20)
+	return testutil.Tail(strings.Join(out, "\n"), 20)
 }

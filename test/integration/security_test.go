@@ -217,9 +217,9 @@ func TestSecurityReadOnlyNonRoot(t *testing.T) {
 	}
 	bin := reachableBinary(t, coschedBinary(t, dir), filepath.Join(filepath.Dir(sb.etc), "bin"))
 
-	port := freePort(t)
-	p := &coschedProcess{name: "restricted", port: port, log: filepath.Join(sb.logs, "cosched.log"), done: make(chan struct{})}
-	p.cmd = sb.command(bin,
+	port := testutil.FreePort(t)
+	p := &coschedProcess{port: port, Process: &testutil.Process{Name: "restricted", Log: filepath.Join(sb.logs, "cosched.log")}}
+	p.Cmd = sb.command(bin,
 		"--config="+configPath,
 		"--secure-port="+port,
 		"--bind-address=127.0.0.1",
@@ -234,13 +234,13 @@ func TestSecurityReadOnlyNonRoot(t *testing.T) {
 		// bodies carry the bearer tokens of the clients of /metrics.
 		"-v=7",
 	)
-	p.start(t)
+	p.Start(t)
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	base := "https://127.0.0.1:" + port
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("cosched exited: %v", p.cmd.ProcessState)
+		if p.Exited() {
+			return false, fmt.Errorf("cosched exited: %v", p.Cmd.ProcessState)
 		}
 		code, _, err := get(client, base+"/healthz", "")
 		return err == nil && code == http.StatusOK, nil
@@ -249,7 +249,7 @@ func TestSecurityReadOnlyNonRoot(t *testing.T) {
 		t.Fatalf("cosched never served /healthz: %v", err)
 	}
 
-	checkProcess(t, p.cmd.Process.Pid, bin, sb)
+	checkProcess(t, p.Cmd.Process.Pid, bin, sb)
 
 	waitLease(t, c, "cosched")
 	s := c.newScenarioWithoutScheduler(t, nodes("secure", 3, "4", "8Gi"))
@@ -289,13 +289,13 @@ func TestSecurityReadOnlyNonRoot(t *testing.T) {
 		}
 	}
 
-	checkNoWritableFiles(t, p.cmd.Process.Pid)
-	if p.exited() {
-		t.Fatalf("cosched exited: %v", p.cmd.ProcessState)
+	checkNoWritableFiles(t, p.Cmd.Process.Pid)
+	if p.Exited() {
+		t.Fatalf("cosched exited: %v", p.Cmd.ProcessState)
 	}
-	p.kill()
+	p.Kill()
 
-	out, err := os.ReadFile(p.log)
+	out, err := os.ReadFile(p.Log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,11 +135,13 @@ func TestRoomWakesWaitingJob(t *testing.T) {
 	s.watch.Check()
 }
 
-// addNodesWithCPU adds n fake nodes of the given CPU for this test.
+// addNodesWithCPU adds n fake nodes of the given CPU for this test and
+// waits until KWOK reports them Ready.
 func (s *suite) addNodesWithCPU(n int, cpu string) []string {
 	s.t.Helper()
 	nodes := make([]*v1.Node, 0, n)
 	for i := 0; i < n; i++ {
+		// testutil.Node has the ephemeral storage MPIJob launchers ask for.
 		nodes = append(nodes, testutil.Node(fmt.Sprintf("%s-%d", s.id, s.nodes+i), cpu, "16Gi", map[string]string{testLabel: s.id}))
 	}
 	s.nodes += n

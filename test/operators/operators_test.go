@@ -155,13 +155,7 @@ func (s *suite) waitServiceAccount() {
 // member, and waits until KWOK reports them Ready.
 func (s *suite) addNodes(n int) []string {
 	s.t.Helper()
-	nodes := make([]*v1.Node, 0, n)
-	for i := 0; i < n; i++ {
-		// testutil.Node has the ephemeral storage MPIJob launchers ask for.
-		nodes = append(nodes, testutil.Node(fmt.Sprintf("%s-%d", s.id, s.nodes+i), nodeCPU, "16Gi", map[string]string{testLabel: s.id}))
-	}
-	s.nodes += n
-	return testutil.CreateKWOKNodes(s.ctx, s.t, s.cs, nodes, time.Minute)
+	return s.addNodesWithCPU(n, nodeCPU)
 }
 
 // --- the objects users write ------------------------------------------------------------
