@@ -92,8 +92,8 @@ test-compat: etcd build helm
 test-compat-oldest:
 	$(MAKE) test-compat COMPAT_VERSIONS=1.34.4
 
-## test-kind: the e2e suite on a kind cluster (needs a Docker engine that runs privileged containers; hack/kind/check-engine.sh tells)
-test-kind: build
+## test-kind: cosched installed by its chart on a kind cluster of real kubelets built here without a registry (hack/kind-e2e.sh; needs a Docker engine, not part of make test)
+test-kind: helm
 	hack/kind-e2e.sh
 
 ## soak: long load test of cosched on the local control plane (waves of gangs, memory, goroutines); report in _output/soak.md

@@ -1,8 +1,9 @@
 // Package e2e tests cosched the way users run it: a separate scheduler
 // process against a real control plane, reached only through KUBECONFIG.
 // make test-e2e brings up the local control plane (hack/local-up.sh) and runs
-// this suite; hack/kind-e2e.sh runs it against a kind cluster. Without
-// KUBECONFIG the suite skips with a message.
+// this suite (make test-compat also against older releases); the kind
+// cluster of real kubelets has its own suite, test/kind. Without KUBECONFIG
+// the suite skips with a message.
 //
 // The suite needs a controller that plays the kubelet for fake nodes: KWOK
 // (hack/local-up.sh runs it). Every test creates its own fake nodes with a

@@ -23,7 +23,7 @@ import (
 )
 
 // kubectlCoschedBinary returns the plugin binary: $KUBECTL_COSCHED when set
-// (hack/kind-e2e.sh or a release), else one built from this tree so the
+// (a release), else one built from this tree so the
 // test never runs a stale bin/.
 func kubectlCoschedBinary(t *testing.T) string {
 	t.Helper()

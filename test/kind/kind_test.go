@@ -1,0 +1,174 @@
+// Package kind tests cosched as its users run it: installed by its chart into
+// a kind cluster whose nodes run real kubelets and containerd, so gang
+// members start real containers. make test-kind (hack/kind-e2e.sh) creates the
+// cluster, loads the images, installs the chart and runs this package with
+// KIND_KUBECONFIG set; without it every test skips. A separate variable from
+// the e2e suite's KUBECONFIG keeps these tests off the KWOK control plane.
+package kind
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
+
+	"github.com/cosched/cosched/test/testutil"
+)
+
+// workloadImage is hack/kind/workload, in every node's containerd (loaded
+// from the node image; there is no registry to pull from).
+const workloadImage = "cosched-kind/workload:v1"
+
+type cluster struct {
+	ctx context.Context
+	cs  kubernetes.Interface
+	pg  versioned.Interface
+	ns  string
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	kubeconfig := os.Getenv("KIND_KUBECONFIG")
+	if kubeconfig == "" {
+		t.Skip("KIND_KUBECONFIG is not set: no kind cluster to test against (make test-kind creates one)")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatalf("loading KIND_KUBECONFIG %s: %v", kubeconfig, err)
+	}
+	c := &cluster{ctx: context.Background(), cs: kubernetes.NewForConfigOrDie(cfg), pg: versioned.NewForConfigOrDie(cfg)}
+	c.ns = testutil.CreateNamespace(c.ctx, t, c.cs, "kind-"+testutil.TestID(t))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("events in %s:\n%s", c.ns, testutil.NamespaceEvents(context.Background(), c.cs, c.ns))
+		}
+		_ = c.cs.CoreV1().Namespaces().Delete(context.Background(), c.ns, metav1.DeleteOptions{})
+	})
+	return c
+}
+
+// members returns n pods of group running the workload image with args.
+func (c *cluster) members(group string, n int, cpu string, args ...string) []*v1.Pod {
+	pods := testutil.Members(c.ns, group, n, cpu, "16Mi")
+	for _, p := range pods {
+		p.Spec.RestartPolicy = v1.RestartPolicyNever
+		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
+		p.Spec.Containers[0].Name = "main"
+		p.Spec.Containers[0].Image = workloadImage
+		p.Spec.Containers[0].ImagePullPolicy = v1.PullNever
+		p.Spec.Containers[0].Args = args
+	}
+	return pods
+}
+
+// waitPhases waits until every named pod is in one of the phases.
+func (c *cluster) waitPhases(names []string, timeout time.Duration, phases ...v1.PodPhase) (map[string]v1.PodPhase, error) {
+	last := map[string]v1.PodPhase{}
+	err := wait.PollUntilContextTimeout(c.ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		done := true
+		for _, name := range names {
+			pod, err := c.cs.CoreV1().Pods(c.ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			last[name] = pod.Status.Phase
+			in := false
+			for _, p := range phases {
+				in = in || pod.Status.Phase == p
+			}
+			done = done && in
+		}
+		return done, nil
+	})
+	return last, err
+}
+
+// TestGangOfRealPodsBindsWhole: a gang of three real pods is bound whole by
+// cosched running as the chart's Deployment, its containers run on real
+// kubelets of the workers and exit 0, and no watcher ever sees the gang
+// partly bound at rest.
+func TestGangOfRealPodsBindsWhole(t *testing.T) {
+	c := newCluster(t)
+	watch := testutil.WatchGangs(c.ctx, t, c.cs, c.ns, 5*time.Second)
+	const group = "real"
+	watch.Track(group, 3)
+	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.WithTimeout(testutil.PodGroup(c.ns, group, 3), 120), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating PodGroup: %v", err)
+	}
+	pods := c.members(group, 3, "100m", "-seconds", "10")
+	names := testutil.Names(pods)
+	if err := testutil.CreatePods(c.ctx, c.cs, pods...); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := testutil.WaitAllBound(c.ctx, c.cs, c.ns, names, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bound: %s", testutil.Describe(nodes))
+	for pod, node := range nodes {
+		if strings.HasSuffix(node, "-control-plane") {
+			t.Errorf("%s was bound to the tainted control-plane node %s", pod, node)
+		}
+	}
+	if phases, err := c.waitPhases(names, 2*time.Minute, v1.PodRunning, v1.PodSucceeded); err != nil {
+		t.Fatalf("the members' containers did not start on their kubelets: %v", phases)
+	}
+	if phases, err := c.waitPhases(names, 2*time.Minute, v1.PodSucceeded); err != nil {
+		t.Fatalf("the members did not all exit 0: %v", phases)
+	}
+	watch.Check()
+}
+
+// TestGangThatDoesNotFitHoldsNothing: three members that each need more than
+// half of a worker's CPU fit two workers only two at a time; cosched binds
+// none of them and says why on the PodGroup.
+func TestGangThatDoesNotFitHoldsNothing(t *testing.T) {
+	c := newCluster(t)
+	workers, err := c.cs.CoreV1().Nodes().List(c.ctx, metav1.ListOptions{LabelSelector: "!node-role.kubernetes.io/control-plane"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(workers.Items) != 2 {
+		t.Skipf("the test is sized for 2 workers, the cluster has %d", len(workers.Items))
+	}
+	// 60% of the smallest worker's allocatable CPU: one member per worker.
+	least := workers.Items[0].Status.Allocatable.Cpu().MilliValue()
+	for _, n := range workers.Items[1:] {
+		least = min(least, n.Status.Allocatable.Cpu().MilliValue())
+	}
+	cpu := least * 6 / 10
+	const group = "too-big"
+	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.PodGroup(c.ns, group, 3), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating PodGroup: %v", err)
+	}
+	pods := c.members(group, 3, milli(cpu), "-seconds", "5")
+	if err := testutil.CreatePods(c.ctx, c.cs, pods...); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.ExpectNoneBound(c.ctx, c.cs, c.ns, testutil.Names(pods), 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	events, err := testutil.EventsFor(c.ctx, c.cs, c.ns, "PodGroup", group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if strings.HasPrefix(e, "GangRejected: ") {
+			t.Logf("PodGroup says: %s", e)
+			return
+		}
+	}
+	t.Errorf("no GangRejected event on PodGroup %s; events: %v", group, events)
+}
+
+func milli(m int64) string { return strconv.FormatInt(m, 10) + "m" }
