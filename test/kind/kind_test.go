@@ -8,6 +8,7 @@ package kind
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"strconv"
 	"strings"
@@ -15,13 +16,17 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 
+	"github.com/cosched/cosched/pkg/capacity"
+	"github.com/cosched/cosched/pkg/podgroup"
 	"github.com/cosched/cosched/test/testutil"
 )
 
@@ -172,3 +177,107 @@ func TestGangThatDoesNotFitHoldsNothing(t *testing.T) {
 }
 
 func milli(m int64) string { return strconv.FormatInt(m, 10) + "m" }
+
+// TestAppAndLogCollectorShareANode: the seed's example on real kubelets.
+// App (1Gi) and LogCollector (0.5Gi) must share a node; one worker is left
+// with 1.25Gi of memory free and the disk App prefers, the other with 2Gi.
+// Placed one by one, App would take the preferred worker and LogCollector
+// could never follow; cosched plans the pair whole onto the roomier worker.
+func TestAppAndLogCollectorShareANode(t *testing.T) {
+	c := newCluster(t)
+	workers, err := c.cs.CoreV1().Nodes().List(c.ctx, metav1.ListOptions{LabelSelector: "!node-role.kubernetes.io/control-plane"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(workers.Items) != 2 {
+		t.Skipf("the test is sized for 2 workers, the cluster has %d", len(workers.Items))
+	}
+	preferred, roomy := workers.Items[0].Name, workers.Items[1].Name
+	c.labelNode(t, preferred, "cosched.dev/disk", "ssd")
+	c.leaveMemoryFree(t, preferred, 1280<<20)
+	c.leaveMemoryFree(t, roomy, 2048<<20)
+
+	const group = "app-with-logs"
+	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.WithTimeout(testutil.PodGroup(c.ns, group, 2), 120), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating PodGroup: %v", err)
+	}
+	pods := c.members(group, 2, "10m", "-seconds", "5")
+	app, logs := pods[0], pods[1]
+	app.Name, logs.Name = "app", "log-collector"
+	app.Spec.Containers[0].Resources.Requests[v1.ResourceMemory] = resource.MustParse("1Gi")
+	logs.Spec.Containers[0].Resources.Requests[v1.ResourceMemory] = resource.MustParse("512Mi")
+	for _, p := range pods {
+		// Co-location as users ask for it: required affinity to the group
+		// on the hostname.
+		p.Spec.Affinity = &v1.Affinity{PodAffinity: &v1.PodAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []v1.PodAffinityTerm{{
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{podgroup.Label: group}},
+			TopologyKey:   v1.LabelHostname,
+		}}}}
+	}
+	app.Spec.Affinity.NodeAffinity = &v1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []v1.PreferredSchedulingTerm{{
+		Weight:     100,
+		Preference: v1.NodeSelectorTerm{MatchExpressions: []v1.NodeSelectorRequirement{{Key: "cosched.dev/disk", Operator: v1.NodeSelectorOpIn, Values: []string{"ssd"}}}},
+	}}}
+	if err := testutil.CreatePods(c.ctx, c.cs, pods...); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := testutil.WaitAllBound(c.ctx, c.cs, c.ns, testutil.Names(pods), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes["app"] != roomy || nodes["log-collector"] != roomy {
+		t.Errorf("placed %s, want both on %s (the only worker with room for both)", testutil.Describe(nodes), roomy)
+	}
+	if phases, err := c.waitPhases(testutil.Names(pods), 2*time.Minute, v1.PodSucceeded); err != nil {
+		t.Fatalf("the pair did not run to completion: %v", phases)
+	}
+}
+
+// labelNode sets a label on a node for the test and removes it after.
+func (c *cluster) labelNode(t *testing.T, node, key, value string) {
+	t.Helper()
+	patch := func(v any) {
+		data, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: v}}})
+		if _, err := c.cs.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, data, metav1.PatchOptions{}); err != nil {
+			t.Fatalf("labelling node %s: %v", node, err)
+		}
+	}
+	patch(value)
+	t.Cleanup(func() { patch(nil) })
+}
+
+// leaveMemoryFree pins a sleeping filler pod to node whose memory request
+// leaves exactly free bytes of the node's allocatable memory unrequested.
+// The filler goes with the test's namespace.
+func (c *cluster) leaveMemoryFree(t *testing.T, node string, free int64) {
+	t.Helper()
+	n, err := c.cs.CoreV1().Nodes().Get(c.ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onNode, err := c.cs.CoreV1().Pods("").List(c.ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requested := int64(0)
+	for _, p := range onNode.Items {
+		if p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed {
+			continue
+		}
+		requested += capacity.RequestOf(&p).Memory
+	}
+	fill := n.Status.Allocatable.Memory().Value() - requested - free
+	if fill <= 0 {
+		t.Skipf("node %s has less than %d bytes of memory unrequested", node, free)
+	}
+	filler := c.members("filler-"+node, 1, "10m", "-seconds", "600")[0]
+	filler.Spec.NodeName = node
+	filler.Spec.Containers[0].Resources.Requests[v1.ResourceMemory] = *resource.NewQuantity(fill, resource.BinarySI)
+	delete(filler.Labels, podgroup.Label)
+	if err := testutil.CreatePods(c.ctx, c.cs, filler); err != nil {
+		t.Fatal(err)
+	}
+	if phases, err := c.waitPhases([]string{filler.Name}, time.Minute, v1.PodRunning); err != nil {
+		t.Fatalf("filler on %s did not start: %v", node, phases)
+	}
+}
