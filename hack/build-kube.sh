@@ -17,6 +17,8 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${SCRIPT_DIR}/.." && pwd)"
+# shellcheck source=hack/lib/k8s-version.sh
+source "${SCRIPT_DIR}/lib/k8s-version.sh"
 
 die() {
   echo "build-kube: ERROR: $*" >&2
@@ -34,11 +36,8 @@ OUT_DIR="${REPO_ROOT}/_output/kube-${VERSION}/bin"
 pinned="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3; exit} $1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "${TOOL_DIR}/go.mod")"
 [[ "${pinned}" == "v${VERSION}" ]] || die "${TOOL_DIR}/go.mod pins k8s.io/kubernetes ${pinned:-<none>}, not v${VERSION}"
 
-# The same version stamp as a release build (and as hack/local-up.sh's).
-ldflags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X ${pkg}.gitVersion=v${VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${MINOR} -X ${pkg}.gitTreeState=clean"
-done
+# The same version stamp as a release build.
+ldflags="$(k8s_ldflags "v${VERSION}")"
 
 binary_version() { # NAME: what an existing binary reports, or nothing
   [[ -x "${OUT_DIR}/$1" ]] || return 0
@@ -54,7 +53,7 @@ for name in kube-apiserver kube-controller-manager; do
   info "building ${name} v${VERSION} (a cold build takes 5-20 minutes)"
   t0="$(date +%s)"
   tmp="${OUT_DIR}/${name}.tmp.$$"
-  if ! (cd "${TOOL_DIR}" && GOWORK=off nice -n 10 go build -trimpath -mod=readonly -ldflags "${ldflags# }" \
+  if ! (cd "${TOOL_DIR}" && GOWORK=off nice -n 10 go build -trimpath -mod=readonly -ldflags "${ldflags}" \
     -o "${tmp}" "k8s.io/kubernetes/cmd/${name}"); then
     rm -f "${tmp}"
     die "go build of ${name} v${VERSION} in ${TOOL_DIR} failed (see the go output above)"

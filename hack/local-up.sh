@@ -61,6 +61,8 @@ set -euo pipefail
 LOG_PREFIX=local-up
 # shellcheck source=hack/lib/local.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/local.sh"
+# shellcheck source=hack/lib/k8s-version.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/k8s-version.sh"
 lock_local
 
 NODES="${NODES:-6}"
@@ -131,14 +133,6 @@ go_build() {
 
 K8S_VERSION="$(cd "${REPO_ROOT}" && go list -m -f '{{.Version}}' k8s.io/kubernetes)" \
   || die "cannot determine the k8s.io/kubernetes version from ${REPO_ROOT}/go.mod"
-k8s_ldflags() {
-  local v="${K8S_VERSION#v}" flags="" pkg
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    flags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=${v%%.*}"
-    flags+=" -X ${pkg}.gitMinor=$(cut -d. -f2 <<<"${v}") -X ${pkg}.gitTreeState=clean"
-  done
-  echo "${flags# }"
-}
 k8s_binary_version() { # NAME: the version an existing binary reports
   local bin="${BIN_DIR}/$1"
   [[ -x "${bin}" ]] || return 0
@@ -155,7 +149,7 @@ for name in kube-apiserver kube-controller-manager kubectl kube-scheduler; do
   fi
   [[ -z "${have}" ]] || info "${BIN_DIR}/${name} reports '${have}', want ${K8S_VERSION}: rebuilding"
   go_build "${name} ${K8S_VERSION}" "${BIN_DIR}/${name}" "${REPO_ROOT}" \
-    -ldflags "$(k8s_ldflags)" "k8s.io/kubernetes/cmd/${name}"
+    -ldflags "$(k8s_ldflags "${K8S_VERSION}")" "k8s.io/kubernetes/cmd/${name}"
   have="$(k8s_binary_version "${name}")"
   [[ "${have}" == "${K8S_VERSION}" ]] || die "${BIN_DIR}/${name} reports '${have}' after the build, want ${K8S_VERSION}"
 done

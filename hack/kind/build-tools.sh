@@ -51,7 +51,7 @@ build_k8s() {
       continue
     fi
     info "building ${name} ${K8S_VERSION} (cold: several minutes)"
-    go_build_to "${BIN_DIR}/${name}" "${dir}" -ldflags "$(k8s_ldflags)" "k8s.io/kubernetes/cmd/${name}" ||
+    go_build_to "${BIN_DIR}/${name}" "${dir}" -ldflags "$(k8s_ldflags "${K8S_VERSION}")" "k8s.io/kubernetes/cmd/${name}" ||
       die "building ${name} failed"
     [[ "$(k8s_version_of "${name}")" == "${K8S_VERSION}" ]] || die "${BIN_DIR}/${name} does not report ${K8S_VERSION}"
   done

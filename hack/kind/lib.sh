@@ -5,6 +5,8 @@
 
 KIND_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${KIND_SCRIPT_DIR}/../.." && pwd)"
+# shellcheck source=hack/lib/k8s-version.sh
+source "${REPO_ROOT}/hack/lib/k8s-version.sh"
 BIN_DIR="${REPO_ROOT}/_output/bin"
 # Everything the kind scripts keep between runs: the Debian rootfs, the image
 # tarballs, the engine check's verdict, the adapter's directory.
@@ -47,16 +49,6 @@ K8S_VERSION="$(cd "${REPO_ROOT}" && go list -m -f '{{.Version}}' k8s.io/kubernet
 KIND_VERSION="$(module_version "${KIND_TOOL_DIR}" sigs.k8s.io/kind)"
 COREDNS_VERSION="$(module_version "${COREDNS_TOOL_DIR}" github.com/coredns/coredns)"
 
-# k8s_ldflags: the version stamp local-up gives the Kubernetes binaries it
-# builds from the main module, so kubelet and kubeadm report K8S_VERSION.
-k8s_ldflags() {
-  local v="${K8S_VERSION#v}" flags="" pkg
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    flags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=${v%%.*}"
-    flags+=" -X ${pkg}.gitMinor=$(cut -d. -f2 <<<"${v}") -X ${pkg}.gitTreeState=clean"
-  done
-  echo "${flags# }"
-}
 
 # go_build_to OUT DIR ARGS...: a nice'd, -trimpath go build in DIR into a
 # temporary file that replaces OUT only on success.
