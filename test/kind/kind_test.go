@@ -139,16 +139,10 @@ func TestGangOfRealPodsBindsWhole(t *testing.T) {
 // none of them and says why on the PodGroup.
 func TestGangThatDoesNotFitHoldsNothing(t *testing.T) {
 	c := newCluster(t)
-	workers, err := c.cs.CoreV1().Nodes().List(c.ctx, metav1.ListOptions{LabelSelector: "!node-role.kubernetes.io/control-plane"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(workers.Items) != 2 {
-		t.Skipf("the test is sized for 2 workers, the cluster has %d", len(workers.Items))
-	}
+	workers := c.twoWorkers(t)
 	// 60% of the smallest worker's allocatable CPU: one member per worker.
-	least := workers.Items[0].Status.Allocatable.Cpu().MilliValue()
-	for _, n := range workers.Items[1:] {
+	least := workers[0].Status.Allocatable.Cpu().MilliValue()
+	for _, n := range workers[1:] {
 		least = min(least, n.Status.Allocatable.Cpu().MilliValue())
 	}
 	cpu := least * 6 / 10
@@ -185,14 +179,8 @@ func milli(m int64) string { return strconv.FormatInt(m, 10) + "m" }
 // could never follow; cosched plans the pair whole onto the roomier worker.
 func TestAppAndLogCollectorShareANode(t *testing.T) {
 	c := newCluster(t)
-	workers, err := c.cs.CoreV1().Nodes().List(c.ctx, metav1.ListOptions{LabelSelector: "!node-role.kubernetes.io/control-plane"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(workers.Items) != 2 {
-		t.Skipf("the test is sized for 2 workers, the cluster has %d", len(workers.Items))
-	}
-	preferred, roomy := workers.Items[0].Name, workers.Items[1].Name
+	workers := c.twoWorkers(t)
+	preferred, roomy := workers[0].Name, workers[1].Name
 	c.labelNode(t, preferred, "cosched.dev/disk", "ssd")
 	c.leaveMemoryFree(t, preferred, 1280<<20)
 	c.leaveMemoryFree(t, roomy, 2048<<20)
@@ -280,4 +268,18 @@ func (c *cluster) leaveMemoryFree(t *testing.T, node string, free int64) {
 	if phases, err := c.waitPhases([]string{filler.Name}, time.Minute, v1.PodRunning); err != nil {
 		t.Fatalf("filler on %s did not start: %v", node, phases)
 	}
+}
+
+// twoWorkers returns the cluster's workers; tests sized for two skip on
+// another count.
+func (c *cluster) twoWorkers(t *testing.T) []v1.Node {
+	t.Helper()
+	list, err := c.cs.CoreV1().Nodes().List(c.ctx, metav1.ListOptions{LabelSelector: "!node-role.kubernetes.io/control-plane"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 2 {
+		t.Skipf("the test is sized for 2 workers, the cluster has %d", len(list.Items))
+	}
+	return list.Items
 }
