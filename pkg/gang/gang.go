@@ -307,7 +307,7 @@ func (pl *CoschedGang) watch(pgInformer cache.SharedIndexInformer) error {
 	}
 	pl.members.setSynced(reg.HasSynced)
 	nodeInformer := pl.handle.SharedInformerFactory().Core().V1().Nodes().Informer()
-	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: pl.onNodeDelete}); err != nil {
+	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: pl.onNodeUpdate, DeleteFunc: pl.onNodeDelete}); err != nil {
 		return err
 	}
 	if pgInformer == nil {

@@ -261,6 +261,82 @@ func (pl *CoschedGang) onNodeDelete(obj any) {
 	}
 }
 
+// onNodeUpdate fails the attempts of groups whose waiting members reserved a
+// node that gained a NoExecute taint they do not tolerate for good, such as
+// node.kubernetes.io/unreachable when its kubelet stops reporting. Bound
+// there, they would be evicted (or never start) while their siblings run;
+// released now, the group is planned again on the nodes that still work.
+func (pl *CoschedGang) onNodeUpdate(oldObj, newObj any) {
+	oldNode, ok1 := oldObj.(*v1.Node)
+	node, ok2 := newObj.(*v1.Node)
+	if !ok1 || !ok2 {
+		return
+	}
+	added := addedNoExecuteTaints(oldNode, node)
+	if len(added) == 0 {
+		return
+	}
+	for _, key := range pl.groups.groupsOnNode(node.Name) {
+		if taint := pl.evictsWaitingMember(key, node.Name, added); taint != nil {
+			ns, name, _ := cache.SplitMetaNamespaceKey(key)
+			pg, _ := pl.podGroups.PodGroups(ns).Get(name)
+			pl.rejectGroup(key, pg, node, "node_lost", fmt.Sprintf("node %s, which a waiting member had reserved, was tainted %s:%s", node.Name, taint.Key, taint.Effect), true)
+		}
+	}
+}
+
+// evictsWaitingMember returns the first of taints that a member of key
+// waiting at Permit on node does not tolerate for good. Members already let
+// through Permit are binding: their outcome is the bind's.
+func (pl *CoschedGang) evictsWaitingMember(key, node string, taints []v1.Taint) *v1.Taint {
+	logger := klog.FromContext(pl.ctx)
+	for uid, on := range pl.groups.reservedMembers(key) {
+		if on != node {
+			continue
+		}
+		wp := pl.handle.GetWaitingPod(uid)
+		if wp == nil {
+			continue
+		}
+		for i := range taints {
+			if !toleratesForGood(logger, wp.GetPod().Spec.Tolerations, &taints[i]) {
+				return &taints[i]
+			}
+		}
+	}
+	return nil
+}
+
+// addedNoExecuteTaints returns the NoExecute taints of node that old lacked.
+func addedNoExecuteTaints(old, node *v1.Node) []v1.Taint {
+	var added []v1.Taint
+	for _, t := range node.Spec.Taints {
+		if t.Effect != v1.TaintEffectNoExecute {
+			continue
+		}
+		had := false
+		for _, o := range old.Spec.Taints {
+			had = had || (o.Key == t.Key && o.Value == t.Value && o.Effect == t.Effect)
+		}
+		if !had {
+			added = append(added, t)
+		}
+	}
+	return added
+}
+
+// toleratesForGood reports whether a toleration keeps the pod on a node with
+// taint indefinitely. The API server gives every pod a 300 s toleration of
+// not-ready and unreachable, which only delays the eviction.
+func toleratesForGood(logger klog.Logger, tolerations []v1.Toleration, taint *v1.Taint) bool {
+	for i := range tolerations {
+		if tolerations[i].TolerationSeconds == nil && tolerations[i].ToleratesTaint(logger, taint, true) {
+			return true
+		}
+	}
+	return false
+}
+
 // finished reports whether pod ran to completion (Succeeded or Failed).
 func finished(pod *v1.Pod) bool {
 	return pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
