@@ -242,6 +242,17 @@ func TestDefaultsRenderManifests(t *testing.T) {
 			delete(ann, keepAnnotation)
 			sawKeep = true
 		}
+		if str(g, "kind") == "Deployment" {
+			// The chart's pods carry a checksum of their ConfigMap so that
+			// helm upgrade rolls them out; kubectl apply -k has no such
+			// step (TestConfigChangeRollsOutPods).
+			if ann, ok := g["spec"].(map[string]interface{})["template"].(map[string]interface{})["metadata"].(map[string]interface{})["annotations"].(map[string]interface{}); ok {
+				delete(ann, configChecksum)
+				if len(ann) == 0 {
+					delete(g["spec"].(map[string]interface{})["template"].(map[string]interface{})["metadata"].(map[string]interface{}), "annotations")
+				}
+			}
+		}
 		if str(g, "kind") == "ConfigMap" {
 			parseConfigData(t, g)
 			parseConfigData(t, w)
@@ -252,6 +263,50 @@ func TestDefaultsRenderManifests(t *testing.T) {
 	}
 	if !sawKeep {
 		t.Error("the chart renders no CRD with default values")
+	}
+}
+
+// configChecksum is the pod-template annotation that changes with the
+// scheduler's ConfigMap.
+const configChecksum = "checksum/config"
+
+// TestConfigChangeRollsOutPods: kube-scheduler reads its configuration only
+// at start, so a helm upgrade that changes the ConfigMap must change the pod
+// template too (or the running pods would keep the old configuration), and
+// one that does not change it must not restart the scheduler.
+func TestConfigChangeRollsOutPods(t *testing.T) {
+	checksum := func(args ...string) string {
+		t.Helper()
+		for _, o := range mustRender(t, args...) {
+			if str(o, "kind") == "Deployment" {
+				return str(o, "spec", "template", "metadata", "annotations", configChecksum)
+			}
+		}
+		t.Fatalf("no Deployment rendered with %v", args)
+		return ""
+	}
+	base := checksum()
+	if base == "" {
+		t.Fatalf("the pod template has no %s annotation", configChecksum)
+	}
+	cases := []struct {
+		name     string
+		args     []string
+		wantRoll bool
+	}{
+		{name: "a gang argument", args: []string{"--set", "gangArgs.podGroupBackoffSeconds=7"}, wantRoll: true},
+		{name: "client QPS", args: []string{"--set", "clientConnection.qps=300"}, wantRoll: true},
+		{name: "a profile turned off", args: []string{"--set", "profiles.memberByMember.enabled=false"}, wantRoll: true},
+		{name: "the image tag only", args: []string{"--set", "image.tag=v2"}},
+		{name: "a pod annotation of the user's", args: []string{"--set", "podAnnotations.team=ml"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := checksum(tc.args...)
+			if rolled := got != base; rolled != tc.wantRoll {
+				t.Errorf("%s changed = %v, want %v (%s -> %s)", configChecksum, rolled, tc.wantRoll, base, got)
+			}
+		})
 	}
 }
 
