@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/_output/bin:$(PATH)
 # borrowing a stray etcd on the default 2379.
 export KUBE_INTEGRATION_ETCD_URL ?= http://127.0.0.1:23790
 
-.PHONY: test-kind all build test test-unit test-integration test-e2e test-operators test-compat test-compat-oldest verify helm etcd clean compare demo local-up local-down local-tools bench bench-qps bench-smoke soak soak-invariants
+.PHONY: test-kind test-kind-core all build test test-unit test-integration test-e2e test-operators test-compat test-compat-oldest verify helm etcd clean compare demo local-up local-down local-tools bench bench-qps bench-smoke soak soak-invariants
 
 all: build
 
@@ -28,8 +28,8 @@ build:
 demo: build
 	hack/demo.sh
 
-## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane
-test: verify test-unit test-integration test-e2e test-operators test-compat-oldest bench-smoke
+## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane, the core of test-kind
+test: verify test-unit test-integration test-e2e test-operators test-compat-oldest test-kind-core bench-smoke
 
 ## test-unit: fast, table-driven tests of every package, and the static checks of manifests/ and the Dockerfile
 test-unit:
@@ -92,9 +92,14 @@ test-compat: etcd build helm
 test-compat-oldest:
 	$(MAKE) test-compat COMPAT_VERSIONS=1.34.4
 
-## test-kind: cosched installed by its chart on a kind cluster of real kubelets built here without a registry (hack/kind-e2e.sh; needs a Docker engine, not part of make test)
+## test-kind: cosched installed by its chart on a kind cluster of real kubelets built here without a registry, with the real operators as pods and the fault tests (hack/kind-e2e.sh; needs a Docker engine)
 test-kind: helm
 	hack/kind-e2e.sh
+
+## test-kind-core: the part of test-kind in make test: chart install, gangs of real pods bound whole, a gang that cannot fit, App + LogCollector, the leader deleted during Permit
+KIND_CORE_TESTS := TestGangOfRealPodsBindsWhole|TestGangThatDoesNotFitHoldsNothing|TestAppAndLogCollectorShareANode|TestLeaderDeletedWhileGangWaits
+test-kind-core: helm
+	KIND_OPERATORS=0 hack/kind-e2e.sh -run '^($(KIND_CORE_TESTS))$$'
 
 ## soak: long load test of cosched on the local control plane (waves of gangs, memory, goroutines); report in _output/soak.md
 SOAK_WAVES ?= 10

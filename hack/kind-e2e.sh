@@ -10,6 +10,7 @@
 #      hack/kind/network.sh gives them pod networking and checks it;
 #   4. hack/kind/cosched-image.sh, kind load, helm install of charts/cosched
 #      with only the image overridden: cosched runs as the chart's Deployment;
+#      hack/kind/operators.sh deploys KubeRay and training-operator as pods;
 #   5. go test ./test/kind with KIND_KUBECONFIG (arguments go to go test).
 # On exit, also on Ctrl-C or a failure, it deletes the cluster, the images of
 # its own tag and the adapter's log, and restores the host sysctls that
@@ -23,6 +24,9 @@
 #                               the next run, or `hack/kind-e2e.sh down`,
 #                               deletes it and restores them)
 #   KIND_STOP_AFTER=            cluster | install: stop after that step
+#   KIND_OPERATORS=1            deploy KubeRay and training-operator as pods
+#                               (hack/kind/operators.sh); 0 skips them and
+#                               test/kind's TestOperatorsAsPods
 #   KIND_KUBECONFIG_OUT=        also copy the cluster's kubeconfig there
 #   KIND_DOCKER_ADAPTER=auto    see hack/kind/check-engine.sh
 #
@@ -37,6 +41,7 @@ KIND_CLUSTER="${KIND_CLUSTER:-cosched-kind}"
 KIND_WORKERS="${KIND_WORKERS:-2}"
 KEEP_CLUSTER="${KEEP_CLUSTER:-0}"
 KIND_STOP_AFTER="${KIND_STOP_AFTER:-}"
+KIND_OPERATORS="${KIND_OPERATORS:-1}"
 HELM="${BIN_DIR}/helm"
 KUBECTL="${BIN_DIR}/kubectl"
 COSCHED_IMAGE_REPO=cosched
@@ -225,9 +230,21 @@ bg "${HELM}" install cosched "${REPO_ROOT}/charts/cosched" --kubeconfig "${kubec
   die "helm install failed: $("${KUBECTL}" --kubeconfig "${kubeconfig}" -n cosched-system get pods -o wide 2>&1 | tr '\n' ';')"
 "${KUBECTL}" --kubeconfig "${kubeconfig}" -n cosched-system get pods -o wide >&2
 step_done cosched-installed
+
+# --- 4b. real operators as pods ----------------------------------------------------
+if [[ "${KIND_OPERATORS}" == 1 ]]; then
+  bg "${REPO_ROOT}/hack/kind/operators.sh" "${KIND_CLUSTER}" "${kubeconfig}"
+  export KIND_OPERATORS
+  step_done operators-deployed
+fi
 [[ "${KIND_STOP_AFTER}" != install ]] || exit 0
 
 # --- 5. tests ----------------------------------------------------------------------
 cd "${REPO_ROOT}"
-KIND_KUBECONFIG="${kubeconfig}" bg go test -trimpath -count=1 -timeout 15m ./test/kind/... "$@"
+# The fault tests upgrade the release (helm), stop and start node containers
+# (docker; the adapter passes those through) and restore a restarted node's
+# routes (network.sh).
+KIND_KUBECONFIG="${kubeconfig}" KIND_HELM="${HELM}" KIND_CHART="${REPO_ROOT}/charts/cosched" \
+  KIND_NETWORK_CMD="$(printf '%q %q %q' "${REPO_ROOT}/hack/kind/network.sh" "${KIND_CLUSTER}" "${kubeconfig}")" \
+  bg go test -trimpath -count=1 -timeout 30m ./test/kind/... "$@"
 step_done tests

@@ -59,10 +59,19 @@ if [[ "${FORCE:-0}" != 1 ]] && docker image inspect "${IMAGE}" >/dev/null 2>&1; 
 fi
 t0="$(date +%s)"
 info "building ${IMAGE}"
+[[ "$(id -u)" == 0 ]] || die "debootstrap and chroot need root"
+# A fresh machine has Debian's package manager but not debootstrap: install
+# it from Debian's packages (no other source is reachable offline).
+if ! command -v debootstrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  info "installing debootstrap from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends debootstrap >&2 ||
+    { apt-get update -q >&2 && apt-get install -y -q --no-install-recommends debootstrap >&2; } ||
+    die "could not install debootstrap with apt-get (see above)"
+fi
 for tool in debootstrap chroot sha256sum tar; do
   command -v "${tool}" >/dev/null 2>&1 || die "'${tool}' not found (apt-get install debootstrap)"
 done
-[[ "$(id -u)" == 0 ]] || die "debootstrap and chroot need root"
 
 build="${KIND_WORK}/node-build"
 images="${KIND_WORK}/node-images"
