@@ -28,8 +28,8 @@ build:
 demo: build
 	hack/demo.sh
 
-## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane, the core of test-kind
-test: verify test-unit test-integration test-e2e test-operators test-compat-oldest test-kind-core bench-smoke
+## test: what CI runs: static checks, unit tests, integration tests against a real API server, e2e against a local control plane, the kind cluster
+test: verify test-unit test-integration test-e2e test-operators test-compat-oldest test-kind bench-smoke
 
 ## test-unit: fast, table-driven tests of every package, and the static checks of manifests/ and the Dockerfile
 test-unit:
@@ -92,11 +92,11 @@ test-compat: etcd build helm
 test-compat-oldest:
 	$(MAKE) test-compat COMPAT_VERSIONS=1.34.4
 
-## test-kind: cosched installed by its chart on a kind cluster of real kubelets built here without a registry, with the real operators as pods and the fault tests (hack/kind-e2e.sh; needs a Docker engine)
+## test-kind: cosched installed by its chart on a kind cluster of real kubelets built here without a registry, with the real operators as pods and the fault tests (hack/kind-e2e.sh; needs a Docker engine and root; part of make test)
 test-kind: helm
 	hack/kind-e2e.sh
 
-## test-kind-core: the part of test-kind in make test: chart install, gangs of real pods bound whole, a gang that cannot fit, App + LogCollector, the leader deleted during Permit
+## test-kind-core: a quick part of test-kind: chart install, gangs of real pods bound whole, a gang that cannot fit, App + LogCollector, the leader deleted during Permit (no operators)
 KIND_CORE_TESTS := TestGangOfRealPodsBindsWhole|TestGangThatDoesNotFitHoldsNothing|TestAppAndLogCollectorShareANode|TestLeaderDeletedWhileGangWaits
 test-kind-core: helm
 	KIND_OPERATORS=0 hack/kind-e2e.sh -run '^($(KIND_CORE_TESTS))$$'

@@ -233,6 +233,22 @@ func (t *groupTracker) waitingCount(key string) int {
 	return n
 }
 
+// waitingOn returns the members of key's current attempt that wait at
+// Permit on node (reserved, not yet let through).
+func (t *groupTracker) waitingOn(key, node string) []types.UID {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var uids []types.UID
+	if g, ok := t.groups[key]; ok {
+		for uid, r := range g.reserved {
+			if r.node == node && r.waiting && !r.admitted {
+				uids = append(uids, uid)
+			}
+		}
+	}
+	return uids
+}
+
 // permitVerdict is the tracker's answer to one member at Permit.
 type permitVerdict int
 

@@ -290,10 +290,7 @@ func (pl *CoschedGang) onNodeUpdate(oldObj, newObj any) {
 // through Permit are binding: their outcome is the bind's.
 func (pl *CoschedGang) evictsWaitingMember(key, node string, taints []v1.Taint) *v1.Taint {
 	logger := klog.FromContext(pl.ctx)
-	for uid, on := range pl.groups.reservedMembers(key) {
-		if on != node {
-			continue
-		}
+	for _, uid := range pl.groups.waitingOn(key, node) {
 		wp := pl.handle.GetWaitingPod(uid)
 		if wp == nil {
 			continue

@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	schedconfig "k8s.io/kubernetes/pkg/scheduler/apis/config"
@@ -246,11 +247,13 @@ func TestDefaultsRenderManifests(t *testing.T) {
 			// The chart's pods carry a checksum of their ConfigMap so that
 			// helm upgrade rolls them out; kubectl apply -k has no such
 			// step (TestConfigChangeRollsOutPods).
-			if ann, ok := g["spec"].(map[string]interface{})["template"].(map[string]interface{})["metadata"].(map[string]interface{})["annotations"].(map[string]interface{}); ok {
-				delete(ann, configChecksum)
-				if len(ann) == 0 {
-					delete(g["spec"].(map[string]interface{})["template"].(map[string]interface{})["metadata"].(map[string]interface{}), "annotations")
-				}
+			path := []string{"spec", "template", "metadata", "annotations"}
+			if str(g, append(path, configChecksum)...) == "" {
+				t.Errorf("%s: the pod template has no %s annotation", k, configChecksum)
+			}
+			unstructured.RemoveNestedField(g, append(path, configChecksum)...)
+			if ann, _, _ := unstructured.NestedMap(g, path...); len(ann) == 0 {
+				unstructured.RemoveNestedField(g, path...)
 			}
 		}
 		if str(g, "kind") == "ConfigMap" {

@@ -80,6 +80,37 @@ func TestFaults(t *testing.T) {
 		s.expectAllBound(names[:2], bindTimeout)
 	})
 
+	t.Run("a node lost under a waiting gang (tainted unreachable): nothing binds to it, the gang retries", func(t *testing.T) {
+		s := c.newScenario(t, nodes("nodelost", 2, "4", "8Gi"), func(a *config.CoschedGangArgs) {
+			a.PodGroupBackoffSeconds = ptr.To[int64](1)
+		})
+		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 30))
+		pods := s.members("job", 3, "1", "1Gi")
+		gate(pods[2])
+		names := s.createPods(pods...)
+		s.expectNoneBound(names, 2*time.Second)
+		// What the node lifecycle controller does when a kubelet stops
+		// reporting.
+		node, err := s.cs.CoreV1().Nodes().Get(s.ctx, s.nodes[0], metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.Spec.Taints = append(node.Spec.Taints,
+			v1.Taint{Key: v1.TaintNodeUnreachable, Effect: v1.TaintEffectNoSchedule},
+			v1.Taint{Key: v1.TaintNodeUnreachable, Effect: v1.TaintEffectNoExecute})
+		if _, err := s.cs.CoreV1().Nodes().Update(s.ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.expectEvent("job", "was tainted node.kubernetes.io/unreachable:NoExecute", bindTimeout)
+		ungate(s, pods[2].Name)
+		placed := s.expectAllBound(names, bindTimeout)
+		for name, node := range placed {
+			if node == s.nodes[0] {
+				t.Errorf("%s was bound to the lost node %s", name, node)
+			}
+		}
+	})
+
 	t.Run("a node deleted under a waiting gang: nothing binds to it, the gang retries", func(t *testing.T) {
 		s := c.newScenario(t, nodes("nodegone", 2, "4", "8Gi"), func(a *config.CoschedGangArgs) {
 			a.PodGroupBackoffSeconds = ptr.To[int64](1)

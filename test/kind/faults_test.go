@@ -15,12 +15,11 @@ import (
 
 // TestLeaderDeletedWhileGangWaits: two of a gang's three members wait at
 // Permit in the leader's memory for the third (held by a scheduling gate)
-// when the leader's pod is deleted. Nothing of the gang is bound; the
-// standby takes the Lease, and once the third is let in the new leader binds
-// all three.
+// when the leader's pod is deleted. Nothing of the gang is bound; another
+// replica takes the Lease (the standby, or the pod that replaces the deleted
+// one), and once the third is let in the new leader binds all three.
 func TestLeaderDeletedWhileGangWaits(t *testing.T) {
 	c := newCluster(t)
-	c.operate(t)
 	watch := testutil.WatchGangs(c.ctx, t, c.cs, c.ns, 10*time.Second)
 	const group = "waits-through-failover"
 	watch.Track(group, 3)

@@ -104,6 +104,17 @@ func (c *cluster) leader(t *testing.T) string {
 	return name
 }
 
+// leaderNode returns the node of the scheduler pod that holds the Lease.
+func (c *cluster) leaderNode(t *testing.T) string {
+	t.Helper()
+	name := c.leader(t)
+	pod, err := c.cs.CoreV1().Pods(schedulerNamespace).Get(c.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the leader's pod %s: %v", name, err)
+	}
+	return pod.Spec.NodeName
+}
+
 // waitNewLeader waits until a pod other than old holds the Lease.
 func (c *cluster) waitNewLeader(t *testing.T, old string, timeout time.Duration) string {
 	t.Helper()
@@ -169,6 +180,13 @@ func (c *cluster) waitSchedulerRolledOut(t *testing.T, timeout time.Duration) *a
 // returns them.
 func (c *cluster) waitNominated(t *testing.T, names []string, timeout time.Duration) map[string]string {
 	t.Helper()
+	return c.waitNominatedOn(t, names, "", timeout)
+}
+
+// waitNominatedOn is waitNominated for pods that must wait on node ("" for
+// any node).
+func (c *cluster) waitNominatedOn(t *testing.T, names []string, node string, timeout time.Duration) map[string]string {
+	t.Helper()
 	nominated := map[string]string{}
 	err := wait.PollUntilContextTimeout(c.ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		for _, name := range names {
@@ -182,14 +200,18 @@ func (c *cluster) waitNominated(t *testing.T, names []string, timeout time.Durat
 			nominated[name] = pod.Status.NominatedNodeName
 		}
 		for _, n := range nominated {
-			if n == "" {
+			if n == "" || (node != "" && n != node) {
 				return false, nil
 			}
 		}
 		return true, nil
 	})
 	if err != nil {
-		t.Fatalf("the members did not all wait at Permit (nominated %v): %v", nominated, err)
+		where := ""
+		if node != "" {
+			where = " on " + node
+		}
+		t.Fatalf("the members did not all wait at Permit%s (nominated %v): %v", where, nominated, err)
 	}
 	return nominated
 }

@@ -42,8 +42,16 @@ func TestWorkerStoppedWhileGangsRunAndWait(t *testing.T) {
 	workers := c.twoWorkers(t)
 	watch := testutil.WatchGangs(c.ctx, t, c.cs, c.ns, 15*time.Second)
 
-	// The waiting gang first: where its first member waits is the node to
-	// lose.
+	// The worker to lose is the one the leader does not run on: a leader
+	// that died with the node would hand the members to a standby that
+	// still sees the node healthy.
+	remaining := c.leaderNode(t)
+	lost := workers[0].Name
+	if lost == remaining {
+		lost = workers[1].Name
+	}
+
+	// The waiting gang, which prefers the worker to lose.
 	const waits = "waits"
 	watch.Track(waits, 3)
 	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.WithTimeout(testutil.PodGroup(c.ns, waits, 3), 600), metav1.CreateOptions{}); err != nil {
@@ -51,14 +59,18 @@ func TestWorkerStoppedWhileGangsRunAndWait(t *testing.T) {
 	}
 	waiting := c.members(waits, 3, "50m", "-seconds", "600")
 	waitNames := testutil.Names(waiting)
+	for _, p := range waiting {
+		p.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []v1.PreferredSchedulingTerm{{
+			Weight:     100,
+			Preference: v1.NodeSelectorTerm{MatchExpressions: []v1.NodeSelectorRequirement{{Key: v1.LabelHostname, Operator: v1.NodeSelectorOpIn, Values: []string{lost}}}},
+		}}}}
+	}
 	hold(waiting[2])
 	if err := testutil.CreatePods(c.ctx, c.cs, waiting...); err != nil {
 		t.Fatal(err)
 	}
-	lost := c.waitNominated(t, waitNames[:2], time.Minute)[waitNames[0]]
-	remaining := workers[0].Name
-	if remaining == lost {
-		remaining = workers[1].Name
+	if nominated := c.waitNominated(t, waitNames[:2], time.Minute); nominated[waitNames[0]] != lost && nominated[waitNames[1]] != lost {
+		t.Fatalf("no member of %s waits on %s, the worker to lose: %v", waits, lost, nominated)
 	}
 
 	// The running gang: one member on each worker, evicted 5 s after its
@@ -87,13 +99,15 @@ func TestWorkerStoppedWhileGangsRunAndWait(t *testing.T) {
 		t.Fatalf("the running gang did not start: %v", phases)
 	}
 
-	t.Logf("stopping worker %s (members %s of %s wait there, %s of %s runs there)", lost, waitNames[0], waits, running[0].Name, runs)
+	t.Logf("stopping worker %s (members of %s wait there, %s of %s runs there; the leader runs on %s)", lost, waits, running[0].Name, runs, remaining)
 	c.stopWorker(t, o, lost)
 	started := time.Now()
 
 	// 1. The waiting gang is released when the node is lost.
 	ev := c.waitEvent(t, waits, "was tainted node.kubernetes.io/unreachable:NoExecute", 3*time.Minute)
 	t.Logf("%s after %s: %s", waits, time.Since(started).Round(time.Second), ev)
+	// Released, its members wait again, on the worker that runs.
+	c.waitNominatedOn(t, waitNames[:2], remaining, 2*time.Minute)
 	c.release(t, waitNames[2])
 	nodes, err := testutil.WaitAllBound(c.ctx, c.cs, c.ns, waitNames, 2*time.Minute)
 	if err != nil {
