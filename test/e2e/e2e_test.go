@@ -61,6 +61,9 @@ func newSuite(t *testing.T) *suite {
 	s.id = testutil.TestID(t)
 	s.ns = testutil.CreateNamespace(s.ctx, t, s.cs, "e2e-"+s.id)
 	t.Cleanup(s.cleanup)
+	// Pods created before kube-controller-manager made the namespace's
+	// default ServiceAccount are refused.
+	s.waitServiceAccount()
 	return s
 }
 

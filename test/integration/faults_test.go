@@ -80,58 +80,53 @@ func TestFaults(t *testing.T) {
 		s.expectAllBound(names[:2], bindTimeout)
 	})
 
-	t.Run("a node lost under a waiting gang (tainted unreachable): nothing binds to it, the gang retries", func(t *testing.T) {
-		s := c.newScenario(t, nodes("nodelost", 2, "4", "8Gi"), func(a *config.CoschedGangArgs) {
-			a.PodGroupBackoffSeconds = ptr.To[int64](1)
-		})
-		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 30))
-		pods := s.members("job", 3, "1", "1Gi")
-		gate(pods[2])
-		names := s.createPods(pods...)
-		s.expectNoneBound(names, 2*time.Second)
-		// What the node lifecycle controller does when a kubelet stops
-		// reporting.
-		node, err := s.cs.CoreV1().Nodes().Get(s.ctx, s.nodes[0], metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		node.Spec.Taints = append(node.Spec.Taints,
-			v1.Taint{Key: v1.TaintNodeUnreachable, Effect: v1.TaintEffectNoSchedule},
-			v1.Taint{Key: v1.TaintNodeUnreachable, Effect: v1.TaintEffectNoExecute})
-		if _, err := s.cs.CoreV1().Nodes().Update(s.ctx, node, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		s.expectEvent("job", "was tainted node.kubernetes.io/unreachable:NoExecute", bindTimeout)
-		ungate(s, pods[2].Name)
-		placed := s.expectAllBound(names, bindTimeout)
-		for name, node := range placed {
-			if node == s.nodes[0] {
-				t.Errorf("%s was bound to the lost node %s", name, node)
+	// A node that goes away under a waiting gang: deleted, or lost (tainted
+	// as the node lifecycle controller does when its kubelet stops
+	// reporting).
+	for _, tc := range []struct {
+		name, nodes, event string
+		timeout            int32
+		loseNode           func(s *scenario, name string) error
+	}{
+		{
+			name: "a node deleted under a waiting gang", nodes: "nodegone", event: "was deleted", timeout: 5,
+			loseNode: func(s *scenario, name string) error {
+				return s.cs.CoreV1().Nodes().Delete(s.ctx, name, metav1.DeleteOptions{})
+			},
+		},
+		{
+			name: "a node lost under a waiting gang (tainted unreachable)", nodes: "nodelost", event: "was tainted node.kubernetes.io/unreachable:NoExecute", timeout: 30,
+			loseNode: func(s *scenario, name string) error {
+				node, err := s.cs.CoreV1().Nodes().Get(s.ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				node.Spec.Taints = append(node.Spec.Taints,
+					v1.Taint{Key: v1.TaintNodeUnreachable, Effect: v1.TaintEffectNoSchedule},
+					v1.Taint{Key: v1.TaintNodeUnreachable, Effect: v1.TaintEffectNoExecute})
+				_, err = s.cs.CoreV1().Nodes().Update(s.ctx, node, metav1.UpdateOptions{})
+				return err
+			},
+		},
+	} {
+		t.Run(tc.name+": nothing binds to it, the gang retries", func(t *testing.T) {
+			s := c.newScenario(t, nodes(tc.nodes, 2, "4", "8Gi"), func(a *config.CoschedGangArgs) {
+				a.PodGroupBackoffSeconds = ptr.To[int64](1)
+			})
+			pods, names := s.gangWaitingAtPermit(tc.timeout)
+			if err := tc.loseNode(s, s.nodes[0]); err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
-
-	t.Run("a node deleted under a waiting gang: nothing binds to it, the gang retries", func(t *testing.T) {
-		s := c.newScenario(t, nodes("nodegone", 2, "4", "8Gi"), func(a *config.CoschedGangArgs) {
-			a.PodGroupBackoffSeconds = ptr.To[int64](1)
-		})
-		s.createGroup(testutil.WithTimeout(testutil.PodGroup(s.ns, "job", 3), 5))
-		pods := s.members("job", 3, "1", "1Gi")
-		gate(pods[2])
-		names := s.createPods(pods...)
-		s.expectNoneBound(names, 2*time.Second)
-		if err := s.cs.CoreV1().Nodes().Delete(s.ctx, s.nodes[0], metav1.DeleteOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		s.expectEvent("job", "was deleted", bindTimeout)
-		ungate(s, pods[2].Name)
-		placed := s.expectAllBound(names, bindTimeout)
-		for name, node := range placed {
-			if node == s.nodes[0] {
-				t.Errorf("%s was bound to the deleted node %s", name, node)
+			s.expectEvent("job", tc.event, bindTimeout)
+			ungate(s, pods[2].Name)
+			placed := s.expectAllBound(names, bindTimeout)
+			for name, node := range placed {
+				if node == s.nodes[0] {
+					t.Errorf("%s was bound to the node that went away, %s", name, node)
+				}
 			}
-		}
-	})
+		})
+	}
 }
 
 // TestRejectionReasonFollowsCluster: a stuck PodGroup's GangRejected event

@@ -24,9 +24,7 @@ func TestLeaderDeletedWhileGangWaits(t *testing.T) {
 	const group = "waits-through-failover"
 	watch.Track(group, 3)
 	// Long enough that the wait outlives the failover.
-	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.WithTimeout(testutil.PodGroup(c.ns, group, 3), 300), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.createGroup(t, group, 3, 300)
 	pods := c.members(group, 3, "100m", "-seconds", "5")
 	names := testutil.Names(pods)
 	// The third exists (cosched lets no member in before the quorum of pods
@@ -228,9 +226,7 @@ func TestConfigUpgradeRollsOutWithoutPartialGang(t *testing.T) {
 // waits until all are bound and Running (or done), and returns them.
 func (c *cluster) bindGang(t *testing.T, group string, n int, args ...string) map[string]v1.Pod {
 	t.Helper()
-	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.WithTimeout(testutil.PodGroup(c.ns, group, int32(n)), 120), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.createGroup(t, group, int32(n), 120)
 	pods := c.members(group, n, "50m", args...)
 	names := testutil.Names(pods)
 	if err := testutil.CreatePods(c.ctx, c.cs, pods...); err != nil {

@@ -59,6 +59,15 @@ func newCluster(t *testing.T) *cluster {
 		}
 		_ = c.cs.CoreV1().Namespaces().Delete(context.Background(), c.ns, metav1.DeleteOptions{})
 	})
+	// Pods created before kube-controller-manager made the namespace's
+	// default ServiceAccount are refused.
+	err = wait.PollUntilContextTimeout(c.ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := c.cs.CoreV1().ServiceAccounts(c.ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("the ServiceAccount %s/default never appeared: %v", c.ns, err)
+	}
 	return c
 }
 
@@ -107,9 +116,7 @@ func TestGangOfRealPodsBindsWhole(t *testing.T) {
 	watch := testutil.WatchGangs(c.ctx, t, c.cs, c.ns, 5*time.Second)
 	const group = "real"
 	watch.Track(group, 3)
-	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.WithTimeout(testutil.PodGroup(c.ns, group, 3), 120), metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating PodGroup: %v", err)
-	}
+	c.createGroup(t, group, 3, 120)
 	pods := c.members(group, 3, "100m", "-seconds", "10")
 	names := testutil.Names(pods)
 	if err := testutil.CreatePods(c.ctx, c.cs, pods...); err != nil {
@@ -147,9 +154,7 @@ func TestGangThatDoesNotFitHoldsNothing(t *testing.T) {
 	}
 	cpu := least * 6 / 10
 	const group = "too-big"
-	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.PodGroup(c.ns, group, 3), metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating PodGroup: %v", err)
-	}
+	c.createGroup(t, group, 3, 0)
 	pods := c.members(group, 3, milli(cpu), "-seconds", "5")
 	if err := testutil.CreatePods(c.ctx, c.cs, pods...); err != nil {
 		t.Fatal(err)
@@ -186,9 +191,7 @@ func TestAppAndLogCollectorShareANode(t *testing.T) {
 	c.leaveMemoryFree(t, roomy, 2048<<20)
 
 	const group = "app-with-logs"
-	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.WithTimeout(testutil.PodGroup(c.ns, group, 2), 120), metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating PodGroup: %v", err)
-	}
+	c.createGroup(t, group, 2, 120)
 	pods := c.members(group, 2, "10m", "-seconds", "5")
 	app, logs := pods[0], pods[1]
 	app.Name, logs.Name = "app", "log-collector"

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/cosched/cosched/pkg/podgroup"
+	"github.com/cosched/cosched/test/testutil"
 )
 
 // What the fault tests act on as an operator of the cluster would: the helm
@@ -272,5 +273,18 @@ func (c *cluster) release(t *testing.T, name string) {
 	data := []byte(`{"spec":{"schedulingGates":null}}`)
 	if _, err := c.cs.CoreV1().Pods(c.ns).Patch(c.ctx, name, types.MergePatchType, data, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("releasing %s: %v", name, err)
+	}
+}
+
+// createGroup creates the PodGroup name with a quorum of minMember and, when
+// timeoutSeconds is not 0, that scheduleTimeoutSeconds.
+func (c *cluster) createGroup(t *testing.T, name string, minMember, timeoutSeconds int32) {
+	t.Helper()
+	pg := testutil.PodGroup(c.ns, name, minMember)
+	if timeoutSeconds != 0 {
+		pg = testutil.WithTimeout(pg, timeoutSeconds)
+	}
+	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, pg, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating PodGroup %s: %v", name, err)
 	}
 }

@@ -54,9 +54,7 @@ func TestWorkerStoppedWhileGangsRunAndWait(t *testing.T) {
 	// The waiting gang, which prefers the worker to lose.
 	const waits = "waits"
 	watch.Track(waits, 3)
-	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.WithTimeout(testutil.PodGroup(c.ns, waits, 3), 600), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.createGroup(t, waits, 3, 600)
 	waiting := c.members(waits, 3, "50m", "-seconds", "600")
 	waitNames := testutil.Names(waiting)
 	for _, p := range waiting {
@@ -76,9 +74,7 @@ func TestWorkerStoppedWhileGangsRunAndWait(t *testing.T) {
 	// The running gang: one member on each worker, evicted 5 s after its
 	// node is unreachable (instead of the API server's default 300 s).
 	const runs = "runs"
-	if _, err := c.pg.SchedulingV1alpha1().PodGroups(c.ns).Create(c.ctx, testutil.PodGroup(c.ns, runs, 2), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.createGroup(t, runs, 2, 0)
 	running := c.members(runs, 2, "50m", "-seconds", "600")
 	for i, node := range []string{lost, remaining} {
 		running[i].Spec.Tolerations = []v1.Toleration{
