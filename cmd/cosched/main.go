@@ -23,13 +23,17 @@ import (
 
 func main() {
 	startup := compat.New()
+	// What the profiles of the scheduler share (the group memory, the
+	// PodGroup informer, the leader-elected PodGroup status writer) is built
+	// here, by the first plugin of the scheduler that needs it.
+	plugins := gang.NewPlugins()
 	// Registry options run in order once logging is set up: the start line
 	// first; the first plugin built starts the unsynced-cache watch.
 	command := app.NewSchedulerCommand(
 		startup.LogOption(),
-		app.WithPlugin(gang.QueueSortName, startup.WatchCaches(gang.NewQueueSort)),
-		app.WithPlugin(gang.Name, startup.WatchCaches(gang.New)),
-		app.WithPlugin(preemption.Name, startup.WatchCaches(preemption.New)),
+		app.WithPlugin(gang.QueueSortName, startup.WatchCaches(plugins.NewQueueSort)),
+		app.WithPlugin(gang.Name, startup.WatchCaches(plugins.NewGang)),
+		app.WithPlugin(preemption.Name, startup.WatchCaches(preemption.NewSharing(plugins.PodGroupLister))),
 	)
 	command.Use = "cosched"
 	startup.Install(command)

@@ -189,7 +189,7 @@ func TestMemoryForgottenWhenGone(t *testing.T) {
 				pg := e.pgObj()
 				e.deletePodGroup(pg)
 				e.pl.onPodGroupDelete(pg)
-				e.pl.groups.reserve(testKey, pods[0].UID, "node1")
+				e.pl.groups.reserve(testKey, pods[0].UID, "node1", e.clock.Now())
 				state := framework.NewCycleState()
 				if _, s := e.fh.RunPermitPlugins(e.ctx, state, assumed(pods[0], "node1"), "node1"); s.IsSuccess() || s.IsWait() {
 					t.Fatalf("Permit without a PodGroup: %v", s)
@@ -341,8 +341,8 @@ func TestFilterKeepsMembersInPlan(t *testing.T) {
 	e.setCluster(nil, []*v1.Node{nodes[0].Node(), nodes[1].Node(), nodes[2].Node()})
 	// An attempt in flight: m3 holds node1, and the plan puts m1 there too;
 	// m2 is not in the plan, which covers node1 and node2.
-	e.pl.groups.reserve(testKey, "m3", "node1")
-	e.pl.groups.setPlan(testKey, &placement.Plan{Domain: "rack-a", Nodes: map[string]string{"m1": "node1", "m3": "node1"}, DomainNodes: []string{"node1", "node2"}})
+	e.pl.groups.reserve(testKey, "m3", "node1", e.clock.Now())
+	e.pl.groups.setPlan(testKey, &placement.Plan{Domain: "rack-a", Nodes: map[string]string{"m1": "node1", "m3": "node1"}, DomainNodes: []string{"node1", "node2"}}, e.clock.Now())
 
 	tests := []struct {
 		pod      *v1.Pod

@@ -17,26 +17,15 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/clock"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
-	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
-	schedv1alpha1informers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions/scheduling/v1alpha1"
 	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 
 	"github.com/cosched/cosched/pkg/apis/config"
-	"github.com/cosched/cosched/pkg/capacity"
 	"github.com/cosched/cosched/pkg/podgroup"
-	"github.com/cosched/cosched/pkg/preemption"
 )
 
 // Name is the plugin's name in the registry and in scheduler configs.
@@ -82,184 +71,6 @@ var (
 	_ fwk.EnqueueExtensions = &CoschedGang{}
 	_ fwk.SignPlugin        = &CoschedGang{}
 )
-
-// New builds the plugin: it decodes its args, indexes the scheduler's pod
-// informer by group and joins the scheduler's shared PodGroup informer. It
-// starts nothing: the PodGroup informer is registered with the scheduler's
-// informer factory, which the scheduler starts and syncs before it schedules,
-// and the status writer starts once that has happened.
-func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
-	args, err := config.Decode(obj, field.NewPath("pluginConfig").Key(Name).Child("args"))
-	if err != nil {
-		return nil, err
-	}
-	shared, err := sharedFor(ctx, handle)
-	if err != nil {
-		return nil, err
-	}
-	// One status writer per scheduler, so every profile must ask for the
-	// same one.
-	if err := shared.agreeOnStatus(handle, args); err != nil {
-		return nil, err
-	}
-	if *args.ManagePodGroupStatus {
-		if err := shared.startStatusWriter(ctx, handle, args); err != nil {
-			return nil, err
-		}
-	}
-	pl, err := buildPlugin(ctx, handle, args, shared.informer.Lister(), shared.groups, shared.members)
-	if err != nil {
-		return nil, err
-	}
-	// Every profile learns whether the one watcher could start.
-	shared.watcher.Do(func() { shared.watchErr = pl.watch(shared.informer.Informer()) })
-	if shared.watchErr != nil {
-		return nil, fmt.Errorf("watching pods, nodes and PodGroups for the group memory: %w", shared.watchErr)
-	}
-	return pl, nil
-}
-
-// schedulerShared is what every profile of one scheduler shares, however
-// many profiles enable the plugins: one PodGroup informer, one group memory
-// (the queue order reads what the gang plugin records) and one status
-// writer.
-type schedulerShared struct {
-	client       versioned.Interface
-	informer     schedv1alpha1informers.PodGroupInformer
-	groups       *groupTracker
-	members      *memberIndex
-	watcher      sync.Once
-	watchErr     error
-	statusWriter sync.Once
-	statusErr    error
-
-	mu sync.Mutex
-	// status is the status-writer args of the first profile, which every
-	// other profile must repeat.
-	status *statusArgs
-}
-
-// statusArgs are the plugin args that configure the one status writer.
-type statusArgs struct {
-	profile        string
-	manage         bool
-	leaseNamespace string
-}
-
-// agreeOnStatus records the first profile's status-writer args and refuses
-// a profile whose args differ: the writer is one per scheduler, so a
-// second profile's args would otherwise be ignored without a word.
-func (s *schedulerShared) agreeOnStatus(handle fwk.Handle, args *config.CoschedGangArgs) error {
-	mine := statusArgs{profile: profileName(handle), manage: *args.ManagePodGroupStatus, leaseNamespace: args.StatusLeaseNamespace}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.status == nil {
-		s.status = &mine
-		return nil
-	}
-	first := *s.status
-	path := field.NewPath("pluginConfig").Key(Name).Child("args")
-	switch {
-	case mine.manage != first.manage:
-		return field.Invalid(path.Child("managePodGroupStatus"), mine.manage, fmt.Sprintf(
-			"profile %q sets %v, profile %q %v: the PodGroup status writer is one per scheduler, so every profile must set the same", mine.profile, mine.manage, first.profile, first.manage))
-	case mine.manage && mine.leaseNamespace != first.leaseNamespace:
-		return field.Invalid(path.Child("statusLeaseNamespace"), mine.leaseNamespace, fmt.Sprintf(
-			"profile %q sets %q, profile %q %q: the PodGroup status writer is one per scheduler, so every profile must set the same", mine.profile, mine.leaseNamespace, first.profile, first.leaseNamespace))
-	}
-	return nil
-}
-
-// profileName names the profile a handle belongs to, for error messages.
-func profileName(handle fwk.Handle) string {
-	if p, ok := handle.(interface{ ProfileName() string }); ok {
-		return p.ProfileName()
-	}
-	return "?"
-}
-
-func (s *schedulerShared) startStatusWriter(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs) error {
-	s.statusWriter.Do(func() {
-		s.statusErr = startStatusWriter(ctx, handle, s.client, s.informer, args)
-	})
-	return s.statusErr
-}
-
-var (
-	sharedMu sync.Mutex
-	// shared is keyed by the scheduler's informer factory, which every
-	// profile's handle returns (a context is not always comparable); an
-	// entry goes when its scheduler stops.
-	shared = map[informers.SharedInformerFactory]*schedulerShared{}
-)
-
-func sharedFor(ctx context.Context, handle fwk.Handle) (*schedulerShared, error) {
-	key := handle.SharedInformerFactory()
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	if s, ok := shared[key]; ok {
-		return s, nil
-	}
-	client, err := podgroup.NewClient(handle.KubeConfig())
-	if err != nil {
-		return nil, fmt.Errorf("building the PodGroup client: %w", err)
-	}
-	// The scheduler's factory starts the PodGroup informer with its own
-	// and waits for all of them before the first scheduling cycle.
-	pgInformer := podGroupInformer{key.InformerFor(&schedv1alpha1.PodGroup{}, func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return schedv1alpha1informers.NewPodGroupInformer(client, metav1.NamespaceAll, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	})}
-	go warnIfPodGroupsDoNotList(ctx, pgInformer.Informer())
-	s := &schedulerShared{client: client, informer: pgInformer, groups: newGroupTracker(), members: newMemberIndex()}
-	reportWhileRunning(ctx, s.groups)
-	// CoschedPreemption reads PodGroups here instead of from the API server.
-	unshare := preemption.SharePodGroupLister(key, pgInformer.Lister())
-	shared[key] = s
-	go func() {
-		<-ctx.Done()
-		unshare()
-		sharedMu.Lock()
-		delete(shared, key)
-		sharedMu.Unlock()
-	}()
-	return s, nil
-}
-
-// podGroupInformer is a PodGroup informer of the scheduler's factory, as the
-// generated PodGroupInformer interface the status writer takes.
-type podGroupInformer struct{ informer cache.SharedIndexInformer }
-
-func (i podGroupInformer) Informer() cache.SharedIndexInformer { return i.informer }
-func (i podGroupInformer) Lister() schedlisters.PodGroupLister {
-	return schedlisters.NewPodGroupLister(i.informer.GetIndexer())
-}
-
-// syncedAfterStart waits until informer has synced, which happens only after
-// the scheduler started its informer factory, and reports whether it did.
-// It gives up when ctx ends or, if patience is positive, that long after the
-// informer started (not before: a scheduler may wait long for its lease).
-func syncedAfterStart(ctx context.Context, informer cache.SharedIndexInformer, patience time.Duration) bool {
-	started, _ := informer.(interface{ HasStarted() bool })
-	var startedAt time.Time
-	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
-		if informer.HasSynced() {
-			return true, nil
-		}
-		if startedAt.IsZero() && (started == nil || started.HasStarted()) {
-			startedAt = time.Now()
-		}
-		return patience > 0 && !startedAt.IsZero() && time.Since(startedAt) > patience, nil
-	})
-	return informer.HasSynced()
-}
-
-// warnIfPodGroupsDoNotList says in the log what is likely wrong when the
-// PodGroups do not list: the scheduler schedules nothing until they do.
-func warnIfPodGroupsDoNotList(ctx context.Context, informer cache.SharedIndexInformer) {
-	if !syncedAfterStart(ctx, informer, informerSyncTimeout) && ctx.Err() == nil {
-		klog.FromContext(ctx).Error(nil, "PodGroups (scheduling.x-k8s.io/v1alpha1) do not list, and the scheduler schedules nothing until they do: is the CRD installed (manifests/crds) and may the scheduler list and watch podgroups?", "waited", informerSyncTimeout)
-	}
-}
 
 // newPlugin wires the plugin to its informers; tests call it with fakes.
 func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
@@ -429,95 +240,17 @@ func (pl *CoschedGang) exactMembers(key string) *memberIndex {
 	return snapshotIndex(key, podgroup.Members(pl.pods, key))
 }
 
-// rejectWaiting turns away the given members that wait at Permit.
-func (pl *CoschedGang) rejectWaiting(uids []types.UID, msg string) int {
-	n := 0
-	for _, uid := range uids {
-		if wp := pl.handle.GetWaitingPod(uid); wp != nil {
-			if wp.Reject(Name, msg) {
-				n++
-			}
-		}
-	}
-	return n
-}
-
-// rejectGroup fails the group's attempt: every member holding a reservation
-// is rejected and releases it, the group backs off, and the first report of
-// a failure becomes a metric, a log line and an event on the PodGroup.
-//
-// related (the member whose cycle failed, or the node that went away; nil
-// if none) is the event's related object. client-go folds events with the
-// same regarding and related objects into one series that keeps the first
-// note, and a stuck PodGroup's resourceVersion does not change: without it,
-// a new cause (room freed, a node labeled) would never reach kubectl
-// describe. A member's resourceVersion moves each time the scheduler writes
-// a new reason on it.
-func (pl *CoschedGang) rejectGroup(key string, pg *schedv1alpha1.PodGroup, related runtime.Object, reason, cause string, retryAfterBackoff bool) {
-	backoff := pl.backoff()
-	if reason == "no_fit" || reason == "members_disagree" {
-		// Nothing placed, nothing held: retrying soon helps only if the
-		// cluster changed, so repeats back off longer.
-		if _, _, backingOff := pl.groups.backingOff(key, pl.clock.Now()); !backingOff {
-			backoff = pl.groups.escalatedBackoff(key, backoff)
-		}
-	}
-	r := pl.groups.reject(key, cause, pl.clock.Now(), backoff)
-	if r.report && reason == "no_fit" {
-		pl.groups.markNoFit(key)
-	}
-	released := pl.rejectWaiting(r.released, fmt.Sprintf("PodGroup %s was rejected as a whole: %s", key, cause))
-	pl.recordHeld(key, r.heldFor)
-	if retryAfterBackoff {
-		pl.activateAfterBackoff(key)
-	}
-	defer pl.forgetIfGone(key)
-	if !r.report {
-		return
-	}
-	groupRejections.WithLabelValues(reason).Inc()
-	if r.waited > 0 {
-		permitWaitDuration.WithLabelValues("rejected").Observe(r.waited.Seconds())
-	}
-	klog.FromContext(pl.ctx).V(2).Info("Rejected pod group", "podGroup", key, "reason", reason, "cause", cause, "releasedMembers", released)
-	if pg != nil {
-		note := cause
-		if released > 0 {
-			note = fmt.Sprintf("%s; released %d waiting member(s)", cause, released)
-		}
-		pl.handle.EventRecorder().Eventf(pg, related, v1.EventTypeWarning, "GangRejected", "Scheduling", podgroup.TruncateNote(note))
-	}
-}
-
-// recordHeld adds up what rejected members held while they waited: room
-// that other pods could not use and that the group gave back unused.
-func (pl *CoschedGang) recordHeld(key string, heldFor map[types.UID]time.Duration) {
-	if len(heldFor) == 0 {
-		return
-	}
+// activatePending moves the group's members that have no place yet into the
+// active queue.
+func (pl *CoschedGang) activatePending(logger klog.Logger, key string) {
+	reserved := pl.groups.reservedMembers(key)
+	pods := map[string]*v1.Pod{}
 	for _, pod := range podgroup.Members(pl.pods, key) {
-		if d, ok := heldFor[pod.UID]; ok {
-			req := capacity.RequestOf(pod)
-			heldCPUSeconds.Add(float64(req.MilliCPU) / 1000 * d.Seconds())
-			heldMemoryByteSeconds.Add(float64(req.Memory) * d.Seconds())
+		if _, ok := reserved[pod.UID]; !ok && pod.Spec.NodeName == "" && pod.DeletionTimestamp == nil {
+			pods[pod.Namespace+"/"+pod.Name] = pod
 		}
 	}
-}
-
-// activateAfterBackoff requeues the group's pending members once its backoff
-// ends. Members turned away during the backoff, or rejected at Permit, would
-// otherwise sit in the unschedulable pool until some later cluster event,
-// although the cluster may already have changed (the event that woke them
-// came during the backoff) or the failure (a timeout) may not repeat.
-func (pl *CoschedGang) activateAfterBackoff(key string) {
-	delay, ok := pl.groups.scheduleActivation(key, pl.clock.Now())
-	if !ok {
-		return
+	if len(pods) > 0 {
+		pl.handle.Activate(logger, pods)
 	}
-	pl.clock.AfterFunc(delay, func() {
-		pl.groups.activationDone(key)
-		if pl.ctx.Err() == nil {
-			pl.activatePending(klog.FromContext(pl.ctx), key)
-		}
-	})
 }

@@ -324,7 +324,7 @@ func TestOnPodAdd(t *testing.T) {
 			e.addPodGroups(tt.podGroups...)
 			e.addPods(tt.cached...)
 			for _, name := range tt.reserved {
-				e.pl.groups.reserve(testKey, typesUID(name), "node1")
+				e.pl.groups.reserve(testKey, typesUID(name), "node1", e.clock.Now())
 			}
 			if pod, ok := tt.added.(*v1.Pod); ok {
 				e.addPods(pod)
@@ -387,8 +387,8 @@ func TestOnPodUpdate(t *testing.T) {
 			e := newTestEnv(t)
 			e.addPodGroups(makePG(testPG, 2))
 			e.addPods(m1)
-			e.pl.groups.reserve(testKey, "m1", "node1")
-			e.pl.groups.reserve(testKey, "m2", "node1")
+			e.pl.groups.reserve(testKey, "m1", "node1", e.clock.Now())
+			e.pl.groups.reserve(testKey, "m2", "node1", e.clock.Now())
 			e.pl.onPodUpdate(tt.old, tt.new)
 			want := []types.UID{"m1", "m2"}
 			if tt.wantSettled {
@@ -808,8 +808,8 @@ func TestInformerWiring(t *testing.T) {
 	waitFor("activation on the quorum's completion", activated("ns/m1", "ns/m2", "ns/m3"))
 
 	// m1 is reserved, then bound: onPodUpdate settles it.
-	e.pl.groups.reserve(testKey, "m1", "node1")
-	e.pl.groups.reserve(testKey, "m2", "node1")
+	e.pl.groups.reserve(testKey, "m1", "node1", e.clock.Now())
+	e.pl.groups.reserve(testKey, "m2", "node1", e.clock.Now())
 	if _, err := e.client.CoreV1().Pods(testNS).Update(ctx, assumed(pods[0], "node1"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -77,17 +77,27 @@ var (
 	})
 
 	// The sizes of the group memory, summed over the schedulers running in
-	// the process (one, but for tests). All three return to 0 once the
-	// workload drains: docs/design.md says why.
-	trackedGroupsDesc = metrics.NewDesc(metrics.BuildFQName("", metricsSubsystem, "tracked_groups"),
-		"Pod groups the scheduler holds in memory: attempts in flight, and rejected groups that still have pods and a PodGroup.",
-		nil, nil, metrics.ALPHA, "")
-	reservationsDesc = metrics.NewDesc(metrics.BuildFQName("", metricsSubsystem, "reservations"),
-		"Group members holding a reservation in the scheduler's memory (waiting at Permit, or binding until the pod cache shows them bound).",
-		nil, nil, metrics.ALPHA, "")
-	releasingDesc = metrics.NewDesc(metrics.BuildFQName("", metricsSubsystem, "releasing_members"),
-		"Members of rejected group attempts whose reservation is being released (they count for nothing).",
-		nil, nil, metrics.ALPHA, "")
+	// the process (one, but for tests): each tracker adds its changes and
+	// takes its share back when its scheduler stops. All three return to 0
+	// once the workload drains: docs/design.md says why.
+	trackedGroups = metrics.NewGauge(&metrics.GaugeOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "tracked_groups",
+		Help:           "Pod groups the scheduler holds in memory: attempts in flight, and rejected groups that still have pods and a PodGroup.",
+		StabilityLevel: metrics.ALPHA,
+	})
+	reservationsHeld = metrics.NewGauge(&metrics.GaugeOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "reservations",
+		Help:           "Group members holding a reservation in the scheduler's memory (waiting at Permit, or binding until the pod cache shows them bound).",
+		StabilityLevel: metrics.ALPHA,
+	})
+	releasingMembers = metrics.NewGauge(&metrics.GaugeOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "releasing_members",
+		Help:           "Members of rejected group attempts whose reservation is being released (they count for nothing).",
+		StabilityLevel: metrics.ALPHA,
+	})
 
 	registerOnce sync.Once
 )
@@ -95,37 +105,6 @@ var (
 func registerMetrics() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(groupRejections, groupsAdmitted, permitWaitDuration, heldCPUSeconds, heldMemoryByteSeconds,
-			preemptions, preemptionVictims, plansMade, shortcutMembers)
-		legacyregistry.CustomMustRegister(&memoryCollector{})
+			preemptions, preemptionVictims, plansMade, shortcutMembers, trackedGroups, reservationsHeld, releasingMembers)
 	})
-}
-
-// memoryCollector reports the group memory's sizes when scraped, so the
-// scheduling path pays nothing for them.
-type memoryCollector struct {
-	metrics.BaseStableCollector
-}
-
-var _ metrics.StableCollector = &memoryCollector{}
-
-// DescribeWithStability implements metrics.StableCollector.
-func (c *memoryCollector) DescribeWithStability(ch chan<- *metrics.Desc) {
-	ch <- trackedGroupsDesc
-	ch <- reservationsDesc
-	ch <- releasingDesc
-}
-
-// CollectWithStability implements metrics.StableCollector.
-func (c *memoryCollector) CollectWithStability(ch chan<- metrics.Metric) {
-	var total trackerSizes
-	liveTrackers.Range(func(k, _ any) bool {
-		s := k.(*groupTracker).sizes()
-		total.groups += s.groups
-		total.reservations += s.reservations
-		total.releasing += s.releasing
-		return true
-	})
-	ch <- metrics.NewLazyConstMetric(trackedGroupsDesc, metrics.GaugeValue, float64(total.groups))
-	ch <- metrics.NewLazyConstMetric(reservationsDesc, metrics.GaugeValue, float64(total.reservations))
-	ch <- metrics.NewLazyConstMetric(releasingDesc, metrics.GaugeValue, float64(total.releasing))
 }

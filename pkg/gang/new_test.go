@@ -61,21 +61,15 @@ func TestNewProfilesShareOneSetup(t *testing.T) {
 			factory := informers.NewSharedInformerFactory(client, 0)
 			// The scheduler's shared setup, as sharedFor builds it against
 			// a real API server.
-			sharedMu.Lock()
-			shared[factory] = &schedulerShared{client: pgClient, informer: pgInformer, groups: newGroupTracker(), members: newMemberIndex()}
-			sharedMu.Unlock()
-			defer func() {
-				sharedMu.Lock()
-				delete(shared, factory)
-				sharedMu.Unlock()
-			}()
+			plugins := NewPlugins()
+			plugins.schedulers[factory] = &schedulerShared{client: pgClient, informer: pgInformer, groups: newGroupTracker(), members: newMemberIndex()}
 			for i, profile := range []string{"first", "second"} {
 				args := &runtime.Unknown{Raw: []byte(tc.args[i])}
 				_, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{
 					tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
 					tf.RegisterQueueSortPlugin(QueueSortName, func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return &QueueSort{}, nil }),
 					tf.RegisterPluginAsExtensions(Name, func(ctx context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
-						return New(ctx, args, h)
+						return plugins.NewGang(ctx, args, h)
 					}, "PreFilter"),
 				}, profile,
 					frameworkruntime.WithInformerFactory(factory),
@@ -102,11 +96,12 @@ func TestNewStartsNothing(t *testing.T) {
 	client := fake.NewClientset()
 	factory := informers.NewSharedInformerFactory(client, 0)
 	args := &runtime.Unknown{Raw: []byte("managePodGroupStatus: true")}
+	plugins := NewPlugins()
 	_, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{
 		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
 		tf.RegisterQueueSortPlugin(QueueSortName, func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return &QueueSort{}, nil }),
 		tf.RegisterPluginAsExtensions(Name, func(ctx context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
-			return New(ctx, args, h)
+			return plugins.NewGang(ctx, args, h)
 		}, "PreFilter"),
 	}, "profile",
 		frameworkruntime.WithInformerFactory(factory),
@@ -118,9 +113,9 @@ func TestNewStartsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	sharedMu.Lock()
-	s := shared[factory]
-	sharedMu.Unlock()
+	plugins.mu.Lock()
+	s := plugins.schedulers[factory]
+	plugins.mu.Unlock()
 	if s == nil {
 		t.Fatal("New left no shared setup for the scheduler")
 	}

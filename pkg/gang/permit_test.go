@@ -193,13 +193,13 @@ func TestPermit(t *testing.T) {
 			e.addPodGroups(tt.podGroups...)
 			e.addPods(tt.informer...)
 			for _, name := range tt.released {
-				e.pl.groups.reserve(testKey, typesUID(name), "node1")
+				e.pl.groups.reserve(testKey, typesUID(name), "node1", e.clock.Now())
 			}
 			if len(tt.released) > 0 {
-				e.pl.groups.reject(testKey, "earlier failure", e.clock.Now(), 0)
+				e.pl.groups.reject(testKey, "earlier failure", phaseBackingOff, e.clock.Now(), 0)
 			}
 			for _, name := range tt.before {
-				e.pl.groups.reserve(testKey, typesUID(name), "node1")
+				e.pl.groups.reserve(testKey, typesUID(name), "node1", e.clock.Now())
 			}
 			p := assumed(tt.pod, "node1")
 			if s := e.pl.Reserve(e.ctx, framework.NewCycleState(), p, "node1"); !s.IsSuccess() {
@@ -291,7 +291,7 @@ func TestPermitFirstWaiterActivation(t *testing.T) {
 		member("o1", "other").Obj(),
 		plain("p").Obj(),
 	)
-	e.pl.groups.reserve(testKey, "reserved", "node1")
+	e.pl.groups.reserve(testKey, "reserved", "node1", e.clock.Now())
 	e.park("node1", member("m1", testPG).Obj())
 	if diff := cmp.Diff([][]string{{"ns/m2"}}, e.activator.take()); diff != "" {
 		t.Errorf("activations (-want +got):\n%s", diff)

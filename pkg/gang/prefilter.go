@@ -140,7 +140,7 @@ func (pl *CoschedGang) mayStartAttempt(ctx context.Context, key string, pg *sche
 	if !backingOff {
 		return nil, preFilterRejected{}
 	}
-	if !pl.groups.takeRoomRecheck(key) || !pl.fitsByPacking(ctx, key, pg, pod, nodes) {
+	if !pl.groups.takeRoomRecheck(key, pl.clock.Now()) || !pl.fitsByPacking(ctx, key, pg, pod, nodes) {
 		// The members that woke during the backoff come back when it ends.
 		pl.activateAfterBackoff(key)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable,
@@ -235,7 +235,7 @@ func (pl *CoschedGang) groupDoesNotFit(ctx context.Context, pg *schedv1alpha1.Po
 				return fmt.Sprintf("no %s", why)
 			}
 			plansMade.WithLabelValues("atomic").Inc()
-			pl.groups.setPlan(key, plan)
+			pl.groups.setPlan(key, plan, pl.clock.Now())
 			// Planning takes a while: the PodGroup may be gone by now.
 			pl.forgetIfGone(key)
 			return ""
@@ -356,7 +356,7 @@ func (pl *CoschedGang) planWholeGroup(ctx context.Context, pg *schedv1alpha1.Pod
 	// Members the plan does not cover search the whole cluster.
 	plan.DomainNodes = nil
 	plansMade.WithLabelValues("shortcut").Inc()
-	pl.groups.setPlan(key, plan)
+	pl.groups.setPlan(key, plan, pl.clock.Now())
 	pl.forgetIfGone(key)
 }
 

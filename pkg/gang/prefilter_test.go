@@ -214,7 +214,7 @@ func TestPreFilter(t *testing.T) {
 			e.addPodGroups(tt.podGroups...)
 			e.addPods(tt.informer...)
 			for _, name := range tt.reserved {
-				e.pl.groups.reserve(testKey, typesUID(name), "node9")
+				e.pl.groups.reserve(testKey, typesUID(name), "node9", e.clock.Now())
 			}
 			state := framework.NewCycleState()
 			res, s := e.pl.PreFilter(e.ctx, state, tt.pod, tt.nodes)
@@ -375,10 +375,10 @@ func TestPreFilterBackoffIgnoredWhileReserved(t *testing.T) {
 	e.addPodGroups(makePG(testPG, 2))
 	pods := members(2, "1")
 	e.addPods(pods...)
-	e.pl.groups.reject(testKey, "earlier failure", baseTime, time.Minute)
+	e.pl.groups.reject(testKey, "earlier failure", phaseBackingOff, baseTime, time.Minute)
 	_, s := e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[1], nodesWithCPU("1", "1"))
 	assertStatus(t, s, fwk.UnschedulableAndUnresolvable, "backing off for 1m0s after it was rejected: earlier failure")
-	e.pl.groups.reserve(testKey, pods[0].UID, "node1")
+	e.pl.groups.reserve(testKey, pods[0].UID, "node1", e.clock.Now())
 	_, s = e.pl.PreFilter(e.ctx, framework.NewCycleState(), pods[1], nodesWithCPU("1", "1"))
 	assertStatus(t, s, admitted)
 }
@@ -438,16 +438,16 @@ func TestEscalatedBackoff(t *testing.T) {
 	tr := newGroupTracker()
 	var got []time.Duration
 	for range 6 {
-		got = append(got, tr.escalatedBackoff(testKey, 5*time.Second))
+		got = append(got, tr.noFitBackoff(testKey, 5*time.Second))
 	}
 	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second, 30 * time.Second, 30 * time.Second}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("backoffs (-want +got):\n%s", diff)
 	}
 	// Admission ends the streak.
-	tr.reserve(testKey, "m1", "node1")
+	tr.reserve(testKey, "m1", "node1", baseTime)
 	tr.admitAll(testKey, baseTime)
-	if b := tr.escalatedBackoff(testKey, 5*time.Second); b != 5*time.Second {
+	if b := tr.noFitBackoff(testKey, 5*time.Second); b != 5*time.Second {
 		t.Errorf("after admission: backoff %v, want 5s", b)
 	}
 }

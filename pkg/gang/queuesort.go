@@ -1,11 +1,9 @@
 package gang
 
 import (
-	"context"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	fwk "k8s.io/kube-scheduler/framework"
 	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 
@@ -25,16 +23,6 @@ type QueueSort struct {
 }
 
 var _ fwk.QueueSortPlugin = &QueueSort{}
-
-// NewQueueSort joins the scheduler's shared PodGroup informer and group
-// memory, which CoschedGang fills.
-func NewQueueSort(ctx context.Context, _ runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
-	shared, err := sharedFor(ctx, handle)
-	if err != nil {
-		return nil, err
-	}
-	return &QueueSort{podGroups: shared.informer.Lister(), groups: shared.groups}, nil
-}
 
 // Name returns the plugin's name.
 func (qs *QueueSort) Name() string { return QueueSortName }

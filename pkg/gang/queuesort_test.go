@@ -130,7 +130,7 @@ func TestLess(t *testing.T) {
 			e := newTestEnv(t)
 			e.addPodGroups(makePG("old", 2), makePG("new", 2, createdAt(at(10))))
 			for key, when := range tt.rejected {
-				e.pl.groups.reject(key, "test", when, time.Second)
+				e.pl.groups.reject(key, "test", phaseBackingOff, when, time.Second)
 			}
 			for _, key := range tt.admitted {
 				e.pl.groups.admitAll(key, at(30))

@@ -68,7 +68,7 @@ func TestWholeGroupPlan(t *testing.T) {
 			checkFilter(t, e, state, pods[0], tf.BuildNodeInfos(nodes), []string{plan.Nodes["m1"]}, "outside the plan of PodGroup ns/pg")
 
 			// m1 holds its node; another pod takes m2's planned node.
-			e.pl.groups.reserve(testKey, "m1", plan.Nodes["m1"])
+			e.pl.groups.reserve(testKey, "m1", plan.Nodes["m1"], e.clock.Now())
 			taken := plain("taker").Req(map[v1.ResourceName]string{v1.ResourceCPU: "2"}).Node(plan.Nodes["m2"]).Obj()
 			e.setCluster([]*v1.Pod{taken}, nodes)
 			state = framework.NewCycleState()

@@ -20,6 +20,7 @@ import (
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	pgfake "sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned/fake"
 	schedinformers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions"
+	schedlisters "sigs.k8s.io/scheduler-plugins/pkg/generated/listers/scheduling/v1alpha1"
 )
 
 // TestGangPreemptedEventReadsTheSharedInformer is R6: the GangPreempted
@@ -48,8 +49,9 @@ func TestGangPreemptedEventReadsTheSharedInformer(t *testing.T) {
 			}
 			client := fake.NewClientset()
 			factory := informers.NewSharedInformerFactory(client, 0)
+			factoryOf := New
 			if tc.shared {
-				defer SharePodGroupLister(factory, pgInformer.Lister())()
+				factoryOf = NewSharing(func(fwk.Handle) schedlisters.PodGroupLister { return pgInformer.Lister() })
 			}
 			recorder := events.NewFakeRecorder(10)
 			var pl *CoschedPreemption
@@ -57,7 +59,7 @@ func TestGangPreemptedEventReadsTheSharedInformer(t *testing.T) {
 				tf.RegisterQueueSortPlugin("PrioritySort", func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return &sortByName{}, nil }),
 				tf.RegisterBindPlugin("Binder", func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return &sortByName{}, nil }),
 				tf.RegisterPluginAsExtensions(Name, func(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
-					p, err := New(ctx, obj, h)
+					p, err := factoryOf(ctx, obj, h)
 					if err == nil {
 						pl = p.(*CoschedPreemption)
 					}

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
@@ -52,6 +51,8 @@ type CoschedPreemption struct {
 	handle   fwk.Handle
 	pods     cache.Indexer
 	pgClient versioned.Interface
+	// podGroups, when set, returns the scheduler's shared PodGroup lister.
+	podGroups func(fwk.Handle) schedlisters.PodGroupLister
 	// reported remembers (preemptor, gang) pairs already given an event.
 	reported sync.Map
 }
@@ -63,8 +64,23 @@ var (
 	_ upstream.Interface    = &CoschedPreemption{}
 )
 
-// New builds the plugin on top of upstream's preemption evaluator.
+// New builds the plugin on top of upstream's preemption evaluator; it reads
+// PodGroups from the API server. NewSharing's plugins read them from memory.
 func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
+	return build(ctx, obj, handle, nil)
+}
+
+// NewSharing returns a factory of the plugin whose instances read PodGroups
+// through podGroups(handle), the lister their scheduler's gang plugins
+// share, and ask the API server only when it returns nil (no gang plugin
+// runs in that scheduler).
+func NewSharing(podGroups func(fwk.Handle) schedlisters.PodGroupLister) func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) {
+	return func(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin, error) {
+		return build(ctx, obj, handle, podGroups)
+	}
+}
+
+func build(ctx context.Context, obj runtime.Object, handle fwk.Handle, podGroups func(fwk.Handle) schedlisters.PodGroupLister) (fwk.Plugin, error) {
 	args, err := decodeArgs(obj)
 	if err != nil {
 		return nil, err
@@ -81,7 +97,7 @@ func New(ctx context.Context, obj runtime.Object, handle fwk.Handle) (fwk.Plugin
 	if err != nil {
 		return nil, fmt.Errorf("building the PodGroup client: %w", err)
 	}
-	pl := &CoschedPreemption{DefaultPreemption: inner, handle: handle, pods: podInformer.GetIndexer(), pgClient: pgClient}
+	pl := &CoschedPreemption{DefaultPreemption: inner, handle: handle, pods: podInformer.GetIndexer(), pgClient: pgClient, podGroups: podGroups}
 	// The evaluator calls back into pl, so victims are chosen by the
 	// gang-aware SelectVictimsOnNode below.
 	inner.Evaluator = upstream.NewEvaluator(Name, handle, pl, inner.Executor)
@@ -126,26 +142,14 @@ func (pl *CoschedPreemption) recordGangPreempted(ctx context.Context, c upstream
 		members, preemptor.Type(), preemptor.GetNamespace(), preemptor.GetName(), preemptor.Priority(), c.Name())))
 }
 
-// podGroupListers holds, per scheduler (keyed by its informer factory,
-// which every profile's handle returns), the lister of the PodGroup
-// informer that CoschedGang and CoschedQueueSort share.
-var podGroupListers sync.Map
-
-// SharePodGroupLister offers a scheduler's shared PodGroup lister to
-// CoschedPreemption, which then reads PodGroups from memory instead of
-// asking the API server during preemption. The returned func withdraws it
-// when the scheduler stops.
-func SharePodGroupLister(factory informers.SharedInformerFactory, lister schedlisters.PodGroupLister) func() {
-	podGroupListers.Store(factory, lister)
-	return func() { podGroupListers.CompareAndDelete(factory, lister) }
-}
-
 // podGroup returns a PodGroup from the scheduler's shared PodGroup informer;
 // only a scheduler without cosched's other plugins, which share none, asks
 // the API server.
 func (pl *CoschedPreemption) podGroup(ctx context.Context, namespace, name string) (*schedv1alpha1.PodGroup, error) {
-	if l, ok := podGroupListers.Load(pl.handle.SharedInformerFactory()); ok {
-		return l.(schedlisters.PodGroupLister).PodGroups(namespace).Get(name)
+	if pl.podGroups != nil {
+		if l := pl.podGroups(pl.handle); l != nil {
+			return l.PodGroups(namespace).Get(name)
+		}
 	}
 	return pl.pgClient.SchedulingV1alpha1().PodGroups(namespace).Get(ctx, name, metav1.GetOptions{})
 }

@@ -118,7 +118,7 @@ func (s *scenario) startScheduler(mutate func(*config.CoschedGangArgs)) {
 	schedCtx := &testutils.TestContext{ClientSet: s.cs, KubeConfig: s.tc.KubeConfig, Ctx: s.tc.Ctx, NS: s.tc.NS, CloseFn: func() {}}
 	testutils.InitTestSchedulerWithOptions(t, schedCtx, 0,
 		scheduler.WithProfiles(cfg.Profiles...),
-		scheduler.WithFrameworkOutOfTreeRegistry(frameworkruntime.Registry{gang.Name: gang.New, gang.QueueSortName: gang.NewQueueSort, preemption.Name: preemption.New}),
+		scheduler.WithFrameworkOutOfTreeRegistry(registry()),
 		scheduler.WithPodInitialBackoffSeconds(1),
 		scheduler.WithPodMaxBackoffSeconds(2),
 	)
@@ -327,4 +327,15 @@ func nodes(prefix string, n int, cpu, memory string) []*v1.Node {
 		out[i] = testutil.Node(fmt.Sprintf("%s-%d", prefix, i), cpu, memory, nil)
 	}
 	return out
+}
+
+// registry is cosched's out-of-tree plugins as cmd/cosched registers them,
+// for one scheduler.
+func registry() frameworkruntime.Registry {
+	plugins := gang.NewPlugins()
+	return frameworkruntime.Registry{
+		gang.Name:          plugins.NewGang,
+		gang.QueueSortName: plugins.NewQueueSort,
+		preemption.Name:    preemption.NewSharing(plugins.PodGroupLister),
+	}
 }

@@ -97,10 +97,11 @@ func registry() frameworkruntime.Registry {
 			return factory(ctxs.forHandle(ctx, h), obj, h)
 		}
 	}
+	plugins := gang.NewPlugins()
 	return frameworkruntime.Registry{
-		gang.QueueSortName: withCRD(gang.NewQueueSort),
-		gang.Name:          withCRD(gang.New),
-		preemption.Name:    withCRD(preemption.New),
+		gang.QueueSortName: withCRD(plugins.NewQueueSort),
+		gang.Name:          withCRD(plugins.NewGang),
+		preemption.Name:    withCRD(preemption.NewSharing(plugins.PodGroupLister)),
 	}
 }
 

@@ -301,7 +301,7 @@ func TestGroupTracker(t *testing.T) {
 				now := baseTime.Add(s.at)
 				switch s.op {
 				case "reserve":
-					tr.reserve(testKey, s.uid, "node1")
+					tr.reserve(testKey, s.uid, "node1", now)
 				case "unreserve":
 					if got := tr.unreserve(testKey, s.uid); got != s.wantCurrent {
 						t.Errorf("step %d (unreserve %s): current %v, want %v", i, s.uid, got, s.wantCurrent)
@@ -323,7 +323,7 @@ func TestGroupTracker(t *testing.T) {
 					if reason == "" {
 						reason = "reason"
 					}
-					r := tr.reject(testKey, reason, now, s.backoff)
+					r := tr.reject(testKey, reason, phaseBackingOff, now, s.backoff)
 					slices.Sort(r.released)
 					if r.report != s.wantReport {
 						t.Errorf("step %d (reject): report %v, want %v", i, r.report, s.wantReport)
@@ -398,9 +398,9 @@ func checkTime(t *testing.T, what string, got time.Time, want time.Duration) {
 // tracker changes.
 func TestGroupTrackerReservedMembersIsACopy(t *testing.T) {
 	tr := newGroupTracker()
-	tr.reserve(testKey, "a", "node1")
+	tr.reserve(testKey, "a", "node1", baseTime)
 	got := tr.reservedMembers(testKey)
-	tr.reserve(testKey, "b", "node2")
+	tr.reserve(testKey, "b", "node2", baseTime)
 	got["c"] = "node3"
 	if diff := cmp.Diff(map[types.UID]string{"a": "node1", "c": "node3"}, got); diff != "" {
 		t.Errorf("copy changed (-want +got):\n%s", diff)
@@ -416,9 +416,9 @@ func TestGroupTrackerReservedMembersIsACopy(t *testing.T) {
 // TestGroupTrackerGroupsAreSeparate: one group's calls leave another alone.
 func TestGroupTrackerGroupsAreSeparate(t *testing.T) {
 	tr := newGroupTracker()
-	tr.reserve("ns/a", "a1", "node1")
-	tr.reserve("ns/b", "b1", "node1")
-	r := tr.reject("ns/a", "failed", baseTime, time.Minute)
+	tr.reserve("ns/a", "a1", "node1", baseTime)
+	tr.reserve("ns/b", "b1", "node1", baseTime)
+	r := tr.reject("ns/a", "failed", phaseBackingOff, baseTime, time.Minute)
 	if diff := cmp.Diff([]types.UID{"a1"}, r.released); diff != "" {
 		t.Errorf("released (-want +got):\n%s", diff)
 	}
@@ -453,15 +453,15 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 				uid := types.UID(fmt.Sprintf("m%d-%d", g, i))
 				now := baseTime.Add(time.Duration(i) * time.Millisecond)
 				members.set(key, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}})
-				tr.reserve(key, uid, "node1")
-				tr.permit(key, uid, members, nil, 2, now, time.Minute)
+				tr.reserve(key, uid, "node1", now)
+				tr.permit(key, uid, members, true, 2, now, time.Minute)
 				_ = tr.reservedMembers(key)
 				_ = tr.rejectedAt(key)
 				_, _, _ = tr.backingOff(key, now)
 				switch i % 4 {
 				case 0:
 					if tr.unreserve(key, uid) {
-						tr.reject(key, "failed", now, time.Millisecond)
+						tr.reject(key, "failed", phaseBackingOff, now, time.Millisecond)
 					}
 					tr.unreserved(key, uid)
 				case 1:
@@ -473,7 +473,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 					}
 					tr.settled(key, uid)
 				case 3:
-					tr.reject(key, "failed", now, time.Millisecond)
+					tr.reject(key, "failed", phaseBackingOff, now, time.Millisecond)
 					tr.settled(key, uid)
 				}
 			}
@@ -494,7 +494,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 // quorum, which starts (or continues) the attempt's wait.
 func startWaiting(tr *groupTracker, key string, now time.Time) bool {
 	for uid := range tr.reservedMembers(key) {
-		return tr.permit(key, uid, newMemberIndex(), nil, 1<<30, now, time.Minute).firstWaiter
+		return tr.permit(key, uid, newMemberIndex(), true, 1<<30, now, time.Minute).firstWaiter
 	}
 	return false
 }
@@ -523,7 +523,7 @@ func TestBindFailureBackoff(t *testing.T) {
 			now := baseTime
 			for i := 0; i < tc.failures; i++ {
 				// Each attempt is admitted before its member fails.
-				tr.reserve("g", "a", "n1")
+				tr.reserve("g", "a", "n1", baseTime)
 				tr.admitAll("g", now)
 				tr.unreserved("g", "a")
 				got = append(got, tr.bindFailed("g", "refused", now, base))
@@ -548,6 +548,101 @@ func TestBindFailureBackoff(t *testing.T) {
 			got = append(got, tr.bindFailed("g", "refused", now, base))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("backoffs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestGroupPhases follows a group through the transitions of docs/design.md
+// and checks the phase after each step.
+func TestGroupPhases(t *testing.T) {
+	type step struct {
+		name string
+		at   time.Duration
+		do   func(tr *groupTracker, now time.Time)
+		want groupPhase
+	}
+	reserve := func(uid types.UID) func(*groupTracker, time.Time) {
+		return func(tr *groupTracker, now time.Time) { tr.reserve(testKey, uid, "node1", now) }
+	}
+	wait := func(tr *groupTracker, now time.Time) { startWaiting(tr, testKey, now) }
+	admit := func(tr *groupTracker, now time.Time) { tr.admitAll(testKey, now) }
+	reject := func(phase groupPhase) func(*groupTracker, time.Time) {
+		return func(tr *groupTracker, now time.Time) { tr.reject(testKey, "failed", phase, now, time.Second) }
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{name: "admitted and bound", steps: []step{
+			{name: "first reservation", do: reserve("a"), want: phaseAttempting},
+			{name: "first wait", do: wait, want: phaseWaiting},
+			{name: "second reservation", do: reserve("b"), want: phaseWaiting},
+			{name: "quorum", do: admit, want: phaseAdmitted},
+			{name: "one bound", do: func(tr *groupTracker, _ time.Time) { tr.settled(testKey, "a") }, want: phaseAdmitted},
+			{name: "all bound", do: func(tr *groupTracker, _ time.Time) { tr.settled(testKey, "b") }, want: phaseIdle},
+		}},
+		{name: "rejected, backs off, tries again", steps: []step{
+			{do: reserve("a"), want: phaseAttempting},
+			{do: wait, want: phaseWaiting},
+			{name: "rejection", do: reject(phaseBackingOff), want: phaseBackingOff},
+			{name: "released member unreserved", do: func(tr *groupTracker, _ time.Time) { tr.unreserved(testKey, "a") }, want: phaseBackingOff},
+			{name: "backoff over", at: time.Second, want: phaseIdle},
+			{name: "next attempt", at: time.Second, do: reserve("a"), want: phaseAttempting},
+		}},
+		{name: "no fit, room appears, recheck", steps: []step{
+			{do: reject(phaseNoFitBackoff), want: phaseNoFitBackoff},
+			{name: "room event", do: func(tr *groupTracker, now time.Time) { tr.roomMayHaveAppeared(testKey, now) }, want: phaseRoomAppeared},
+			{name: "recheck taken", do: func(tr *groupTracker, now time.Time) {
+				if !tr.takeRoomRecheck(testKey, now) {
+					t.Error("no recheck to take")
+				}
+			}, want: phaseNoFitBackoff},
+			{name: "it fits now", do: func(tr *groupTracker, _ time.Time) { tr.endBackoff(testKey) }, want: phaseIdle},
+		}},
+		{name: "an ordinary backoff ignores room events", steps: []step{
+			{do: reject(phaseBackingOff), want: phaseBackingOff},
+			{do: func(tr *groupTracker, now time.Time) { tr.roomMayHaveAppeared(testKey, now) }, want: phaseBackingOff},
+		}},
+		{name: "preempts, waits for victims", steps: []step{
+			{do: reject(phaseNoFitBackoff), want: phaseNoFitBackoff},
+			{name: "preemption", do: func(tr *groupTracker, now time.Time) {
+				tr.startPreemption(testKey, []victimRef{{name: "v"}}, now, time.Minute)
+			}, want: phaseAwaitingVictims},
+			{name: "victim still there", do: func(tr *groupTracker, now time.Time) {
+				tr.preemptionPending(testKey, now, func(victimRef) bool { return true })
+			}, want: phaseAwaitingVictims},
+			{name: "victim gone", do: func(tr *groupTracker, now time.Time) {
+				tr.preemptionPending(testKey, now, func(victimRef) bool { return false })
+			}, want: phaseIdle},
+		}},
+		{name: "an admitted member fails to bind", steps: []step{
+			{do: reserve("a"), want: phaseAttempting},
+			{do: reserve("b"), want: phaseAttempting},
+			{do: admit, want: phaseAdmitted},
+			{name: "bind failure", do: func(tr *groupTracker, now time.Time) {
+				if _, ok := tr.admittedSiblings(testKey, "a"); !ok {
+					t.Error("a was not admitted")
+				}
+				tr.bindFailed(testKey, "bind failed", now, time.Second)
+			}, want: phaseBackingOff},
+		}},
+		{name: "a member joins a running group", steps: []step{
+			{do: reserve("joiner"), want: phaseAttempting},
+			{name: "bound", do: func(tr *groupTracker, _ time.Time) { tr.settled(testKey, "joiner") }, want: phaseIdle},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newGroupTracker()
+			for i, s := range tt.steps {
+				now := baseTime.Add(s.at)
+				if s.do != nil {
+					s.do(tr, now)
+				}
+				if got := tr.phase(testKey, now); got != s.want {
+					t.Errorf("step %d %s: phase %s, want %s", i, s.name, got, s.want)
+				}
 			}
 		})
 	}

@@ -52,18 +52,7 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 		return
 	}
 	cause := fmt.Sprintf("member %s/%s failed to bind to node %s after the group was admitted", failed.Namespace, failed.Name, nodeName)
-	var bare []string
-	for _, m := range kept {
-		if metav1.GetControllerOf(m) == nil {
-			bare = append(bare, m.Name)
-		}
-	}
-	if len(bare) > 0 {
-		groupRejections.WithLabelValues("bind_failed_kept").Inc()
-		logger.Info("Admitted member failed to bind; siblings without a controller keep their nodes", "pod", klog.KObj(failed), "podGroup", key, "bare", bare)
-		pl.handle.EventRecorder().Eventf(pg, failed, v1.EventTypeWarning, "GangBindFailed", "Binding", podgroup.TruncateNote(fmt.Sprintf(
-			"%s; %d sibling(s) keep their nodes because no controller would recreate them (%v), so the group is below its quorum of %d until %s binds",
-			cause, len(kept), bare, quorum, failed.Name)))
+	if pl.keepBareSiblings(logger, pg, failed, kept, cause) {
 		return
 	}
 	groupRejections.WithLabelValues("bind_failed").Inc()
@@ -93,4 +82,25 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 			logger.Error(err, "Releasing the siblings of a member that failed to bind", "podGroup", key)
 		}
 	}()
+}
+
+// keepBareSiblings reports whether a sibling that must be released has no
+// controller to recreate it; the siblings then keep their nodes, with a
+// warning on the PodGroup, and the failed member retries alone.
+func (pl *CoschedGang) keepBareSiblings(logger klog.Logger, pg *schedv1alpha1.PodGroup, failed *v1.Pod, kept []*v1.Pod, cause string) bool {
+	var bare []string
+	for _, m := range kept {
+		if metav1.GetControllerOf(m) == nil {
+			bare = append(bare, m.Name)
+		}
+	}
+	if len(bare) == 0 {
+		return false
+	}
+	groupRejections.WithLabelValues("bind_failed_kept").Inc()
+	logger.Info("Admitted member failed to bind; siblings without a controller keep their nodes", "pod", klog.KObj(failed), "podGroup", podgroup.Key(pg.Namespace, pg.Name), "bare", bare)
+	pl.handle.EventRecorder().Eventf(pg, failed, v1.EventTypeWarning, "GangBindFailed", "Binding", podgroup.TruncateNote(fmt.Sprintf(
+		"%s; %d sibling(s) keep their nodes because no controller would recreate them (%v), so the group is below its quorum of %d until %s binds",
+		cause, len(kept), bare, podgroup.MinMember(pg), failed.Name)))
+	return true
 }
