@@ -626,3 +626,21 @@ func TestPlacedMembersOnAGoneNode(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryGaugesAfterStop: a stopped scheduler takes its share of the
+// gauges back once; what its handlers and timers still do afterwards moves
+// nothing (a restarted scheduler drove them below zero).
+func TestMemoryGaugesAfterStop(t *testing.T) {
+	registerMetrics()
+	zero := map[string]float64{"cosched_gang_tracked_groups": 0, "cosched_gang_reservations": 0, "cosched_gang_releasing_members": 0}
+	waitGauges(t, zero)
+	ctx, stop := context.WithCancel(context.Background())
+	tr := newGroupTracker()
+	reportWhileRunning(ctx, tr)
+	tr.reserve(testKey, "a", "node1", baseTime)
+	waitGauges(t, map[string]float64{"cosched_gang_tracked_groups": 1, "cosched_gang_reservations": 1, "cosched_gang_releasing_members": 0})
+	stop()
+	waitGauges(t, zero)
+	tr.settled(testKey, "a")
+	waitGauges(t, zero)
+}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/cosched/cosched/pkg/capacity"
 	"github.com/cosched/cosched/pkg/placement"
-	"github.com/cosched/cosched/pkg/podgroup"
 )
 
 // The plan of an atomically placed group binds its members: PreFilter
@@ -194,7 +193,7 @@ func (pl *CoschedGang) placedDomain(key, topologyKey string, self types.UID) (va
 			onNodes.Insert(node)
 		}
 	}
-	for _, m := range podgroup.Members(pl.pods, key) {
+	for _, m := range pl.memberPods(key) {
 		if m.Spec.NodeName != "" && m.UID != self && m.DeletionTimestamp == nil {
 			onNodes.Insert(m.Spec.NodeName)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -52,11 +53,11 @@ type CoschedGang struct {
 	// pods is the scheduler's own pod cache, indexed by group. It holds
 	// non-terminal pods only, which is what quorum counts.
 	pods cache.Indexer
-	// members counts each group's pods as the pod cache shows them.
-	members *memberIndex
-	groups  *groupTracker
-	hints   hintMemo
-	clock   clock.WithDelayedExecution
+	// groups is the group memory, shared by every profile of the
+	// scheduler: each group's members, phase and reservations.
+	groups *groupTracker
+	hints  hintMemo
+	clock  clock.WithDelayedExecution
 	// guarding holds the groups the gang guard will check soon.
 	guarding sync.Map
 }
@@ -76,7 +77,7 @@ var (
 func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
 	groups := newGroupTracker()
 	reportWhileRunning(ctx, groups)
-	pl, err := buildPlugin(ctx, handle, args, pgLister, groups, newMemberIndex())
+	pl, err := buildPlugin(ctx, handle, args, pgLister, groups)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangA
 }
 
 // buildPlugin makes a plugin instance over the given group memory.
-func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, groups *groupTracker, members *memberIndex) (*CoschedGang, error) {
+func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, groups *groupTracker) (*CoschedGang, error) {
 	podInformer := handle.SharedInformerFactory().Core().V1().Pods().Informer()
 	if err := podgroup.AddIndex(podInformer); err != nil {
 		return nil, fmt.Errorf("indexing pods by group: %w", err)
@@ -96,7 +97,6 @@ func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGan
 		args:      args,
 		podGroups: pgLister,
 		pods:      podInformer.GetIndexer(),
-		members:   members,
 		groups:    groups,
 		clock:     clock.RealClock{},
 	}, nil
@@ -116,7 +116,7 @@ func (pl *CoschedGang) watch(pgInformer cache.SharedIndexInformer) error {
 	if err != nil {
 		return err
 	}
-	pl.members.setSynced(reg.HasSynced)
+	pl.groups.setSynced(reg.HasSynced)
 	nodeInformer := pl.handle.SharedInformerFactory().Core().V1().Nodes().Informer()
 	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: pl.onNodeUpdate, DeleteFunc: pl.onNodeDelete}); err != nil {
 		return err
@@ -189,66 +189,69 @@ type memberCounts struct {
 }
 
 // countMembers counts key's members; self is counted even if the pod cache
-// has not caught up with it yet.
-//
-// The counts come from the member index; only wantPending (once per
-// attempt, for the fit check or the plan) lists the group's pods.
-// Reservations whose pods the cache no longer lists, or shows being
-// deleted, do not count: the framework unreserves them shortly.
+// has not caught up with it yet. The counts come from the group memory;
+// wantPending (once per attempt, for the fit check or the plan) also returns
+// the pending members. Reservations whose pods the cache no longer lists,
+// or shows being deleted, do not count: the framework unreserves them
+// shortly.
 func (pl *CoschedGang) countMembers(key string, self *v1.Pod, wantPending bool) memberCounts {
-	var c memberCounts
-	members := pl.membersOf(key)
-	_, c.live, c.bound = members.counts(key)
-	c.placed = c.bound + pl.groups.placedBeyondBound(key, members)
-	selfUnseen := self != nil && self.DeletionTimestamp == nil && !members.has(key, self.UID)
-	if selfUnseen {
+	var selfUID types.UID
+	if self != nil {
+		selfUID = self.UID
+	}
+	m := pl.groups.members(key, pl.unsyncedMembers(key), selfUID, wantPending)
+	c := memberCounts{live: m.live, placed: m.placed, bound: m.bound, pending: m.unplaced}
+	if self != nil && !m.selfSeen && phaseOf(self) != memberDeleting {
 		c.live++
-	}
-	if !wantPending {
-		return c
-	}
-	reserved := pl.groups.reservedMembers(key)
-	selfListed := self == nil
-	for _, pod := range podgroup.Members(pl.pods, key) {
-		if self != nil && pod.UID == self.UID {
-			selfListed = true
-		}
-		if _, isReserved := reserved[pod.UID]; !isReserved && pod.DeletionTimestamp == nil && pod.Spec.NodeName == "" {
-			c.pending = append(c.pending, pod)
-		}
-	}
-	if !selfListed && self.DeletionTimestamp == nil && self.Spec.NodeName == "" {
-		if _, isReserved := reserved[self.UID]; !isReserved {
+		if wantPending && phaseOf(self) == memberPending && !m.selfReserved {
 			c.pending = append(c.pending, self)
 		}
 	}
 	return c
 }
 
-// membersOf returns the member index to count key's members with: the shared
-// one, or, until the handlers have seen the informer's first list (the first
-// cycles after a start), one built from the pod cache for this group.
-func (pl *CoschedGang) membersOf(key string) *memberIndex {
-	if pl.members.ready() {
-		return pl.members
+// unsyncedMembers is nil once the pod handlers have seen the informer's
+// first list; before that (the first cycles after a start) it is key's
+// members as the pod cache lists them, which the group memory may lack.
+func (pl *CoschedGang) unsyncedMembers(key string) *memberSet {
+	if pl.groups.ready() {
+		return nil
 	}
-	return pl.exactMembers(key)
+	return snapshotMembers(podgroup.Members(pl.pods, key))
 }
 
-// exactMembers indexes key's members as the pod cache lists them now.
-func (pl *CoschedGang) exactMembers(key string) *memberIndex {
-	return snapshotIndex(key, podgroup.Members(pl.pods, key))
+// memberPods returns key's member pods as the scheduler's pod cache shows
+// them.
+func (pl *CoschedGang) memberPods(key string) []*v1.Pod {
+	if pl.groups.ready() {
+		return pl.groups.memberPods(key)
+	}
+	return podgroup.Members(pl.pods, key)
+}
+
+// confirmedMembers reads the placed members of key (and self) from the pod
+// cache itself, by name, where the group memory may trail it by a handler's
+// delay: a member deleted a moment ago must never complete a quorum.
+func (pl *CoschedGang) confirmedMembers(key string, self *v1.Pod) *memberSet {
+	if exact := pl.unsyncedMembers(key); exact != nil {
+		return exact
+	}
+	confirmed := &memberSet{}
+	for _, pod := range append(pl.groups.placedPods(key), self) {
+		obj, ok, err := pl.pods.GetByKey(pod.Namespace + "/" + pod.Name)
+		if cached, isPod := obj.(*v1.Pod); err == nil && ok && isPod && cached.UID == pod.UID {
+			confirmed.set(cached)
+		}
+	}
+	return confirmed
 }
 
 // activatePending moves the group's members that have no place yet into the
 // active queue.
 func (pl *CoschedGang) activatePending(logger klog.Logger, key string) {
-	reserved := pl.groups.reservedMembers(key)
 	pods := map[string]*v1.Pod{}
-	for _, pod := range podgroup.Members(pl.pods, key) {
-		if _, ok := reserved[pod.UID]; !ok && pod.Spec.NodeName == "" && pod.DeletionTimestamp == nil {
-			pods[pod.Namespace+"/"+pod.Name] = pod
-		}
+	for _, pod := range pl.groups.members(key, pl.unsyncedMembers(key), "", true).unplaced {
+		pods[pod.Namespace+"/"+pod.Name] = pod
 	}
 	if len(pods) > 0 {
 		pl.handle.Activate(logger, pods)

@@ -62,7 +62,7 @@ func (pl *CoschedGang) evictBelowQuorum(key string, victim *v1.Pod) {
 		return
 	}
 	var remaining []*v1.Pod
-	for _, m := range podgroup.Members(pl.pods, key) {
+	for _, m := range pl.memberPods(key) {
 		if m.Spec.NodeName != "" && m.DeletionTimestamp == nil && !preemptedByScheduler(m) {
 			remaining = append(remaining, m)
 		}

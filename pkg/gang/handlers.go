@@ -28,7 +28,7 @@ func (pl *CoschedGang) onPodAdd(obj any) {
 	if key == "" {
 		return
 	}
-	pl.members.set(key, pod)
+	pl.groups.memberSeen(key, pod)
 	if pg == nil {
 		return
 	}
@@ -54,10 +54,10 @@ func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
 	// Labels can change: a pod relabeled into another group moves.
 	oldKey, newKey := podgroup.KeyOf(oldPod), podgroup.KeyOf(newPod)
 	if oldKey != "" && oldKey != newKey {
-		pl.members.remove(oldKey, oldPod.UID)
+		pl.groups.memberGone(oldKey, oldPod.UID)
 	}
 	if newKey != "" {
-		pl.members.set(newKey, newPod)
+		pl.groups.memberSeen(newKey, newPod)
 	}
 	if preemptedByScheduler(newPod) && !preemptedByScheduler(oldPod) {
 		pl.guardAfterPreemption(newPod)
@@ -113,7 +113,7 @@ func (pl *CoschedGang) onPodDelete(obj any) {
 	if key == "" {
 		return
 	}
-	pl.members.remove(key, pod.UID)
+	pl.groups.memberGone(key, pod.UID)
 	defer pl.forgetIfGone(key)
 	// The last reservation may end here rather than in a bind.
 	defer pl.endBindFailures(key)
@@ -238,9 +238,7 @@ func (pl *CoschedGang) forgetIfGone(key string) {
 		pl.forgetGroup(key)
 		return
 	}
-	if all, _, _ := pl.members.counts(key); all == 0 {
-		pl.groups.forgetHistory(key)
-	}
+	pl.groups.forgetHistoryIfNoMembers(key)
 }
 
 // onNodeDelete fails the attempts of groups whose waiting members reserved

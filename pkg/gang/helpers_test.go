@@ -177,7 +177,7 @@ func newTestEnv(t testing.TB, mutate ...func(*config.CoschedGangArgs)) *testEnv 
 	e.pl.clock = e.clock
 	// The tests deliver the informer's events by hand: the index holds what
 	// they delivered, which is all there is.
-	e.pl.members.setSynced(func() bool { return true })
+	e.pl.groups.setSynced(func() bool { return true })
 	t.Cleanup(func() {
 		// Release whoever still waits so no WaitOnPermit goroutine outlives
 		// the test, then stop the framework's background work.
@@ -299,7 +299,7 @@ func (e *testEnv) addPods(pods ...*v1.Pod) {
 			e.t.Fatal(err)
 		}
 		if key := podgroup.KeyOf(pod); key != "" {
-			e.pl.members.set(key, pod)
+			e.pl.groups.memberSeen(key, pod)
 		}
 	}
 }
@@ -310,7 +310,7 @@ func (e *testEnv) updatePod(pod *v1.Pod) {
 		e.t.Fatal(err)
 	}
 	if key := podgroup.KeyOf(pod); key != "" {
-		e.pl.members.set(key, pod)
+		e.pl.groups.memberSeen(key, pod)
 	}
 }
 
@@ -320,7 +320,7 @@ func (e *testEnv) deletePod(pod *v1.Pod) {
 		e.t.Fatal(err)
 	}
 	if key := podgroup.KeyOf(pod); key != "" {
-		e.pl.members.remove(key, pod.UID)
+		e.pl.groups.memberGone(key, pod.UID)
 	}
 }
 

@@ -1,27 +1,12 @@
 package gang
 
 import (
-	"sync"
-
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// memberIndex is each group's members as the pod cache shows them, kept
-// current by the pod informer's handlers, so that Permit, PreFilter and the
-// handlers read counts instead of scanning the group's pods for every
-// member (a 1000-member gang would otherwise cost a million pod visits per
-// attempt). It is shared by every profile of a scheduler, like the
-// groupTracker, and never calls out while it holds its lock.
-type memberIndex struct {
-	mu     sync.RWMutex
-	groups map[string]*memberSet
-	// synced reports whether the handlers have seen the informer's first
-	// list; until then the index may lack pods the cache already holds.
-	synced func() bool
-}
-
-// memberPhase is where the pod cache shows a member.
+// memberPhase is where the pod cache shows a member. phaseOf is the one
+// place that computes it.
 type memberPhase uint8
 
 const (
@@ -31,45 +16,6 @@ const (
 	// nothing, but its group still has pods.
 	memberDeleting
 )
-
-// memberSet is one group's members.
-type memberSet struct {
-	phase map[types.UID]memberPhase
-	// live counts the members not being deleted, bound those of them on a
-	// node.
-	live, bound int
-}
-
-func newMemberIndex() *memberIndex {
-	return &memberIndex{groups: map[string]*memberSet{}}
-}
-
-// snapshotIndex indexes pods, the members of key as the pod cache lists them
-// now: an exact view where the shared index may trail the cache.
-func snapshotIndex(key string, pods []*v1.Pod) *memberIndex {
-	ix := &memberIndex{groups: map[string]*memberSet{}, synced: func() bool { return true }}
-	for _, pod := range pods {
-		ix.set(key, pod)
-	}
-	return ix
-}
-
-// setSynced records how to tell that the handlers have seen the informer's
-// first list.
-func (ix *memberIndex) setSynced(synced func() bool) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	ix.synced = synced
-}
-
-// ready reports whether the index holds every member the pod cache held
-// when the informer started.
-func (ix *memberIndex) ready() bool {
-	ix.mu.RLock()
-	synced := ix.synced
-	ix.mu.RUnlock()
-	return synced != nil && synced()
-}
 
 func phaseOf(pod *v1.Pod) memberPhase {
 	switch {
@@ -82,37 +28,45 @@ func phaseOf(pod *v1.Pod) memberPhase {
 	}
 }
 
-// set records pod, a member of key, as the pod cache now shows it.
-func (ix *memberIndex) set(key string, pod *v1.Pod) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	s, ok := ix.groups[key]
-	if !ok {
-		s = &memberSet{phase: map[types.UID]memberPhase{}}
-		ix.groups[key] = s
-	}
-	if old, ok := s.phase[pod.UID]; ok {
-		s.count(old, -1)
-	}
-	p := phaseOf(pod)
-	s.phase[pod.UID] = p
-	s.count(p, +1)
+// memberSet is one group's pods as the pod cache shows them, with the counts
+// the extension points read, so that nothing scans a group's pods per member
+// (a 1000-member gang would otherwise cost a million pod visits per
+// attempt). The informer handlers keep the group state's set current; an
+// exact set, read from the pod cache at once, stands in where the handlers
+// may trail it (snapshotMembers).
+type memberSet struct {
+	pods map[types.UID]*v1.Pod
+	// live counts the members not being deleted, bound those of them on a
+	// node.
+	live, bound int
 }
 
-// remove forgets a member that left key: deleted, or relabeled.
-func (ix *memberIndex) remove(key string, uid types.UID) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	s, ok := ix.groups[key]
-	if !ok {
-		return
+// snapshotMembers is the members the pod cache lists now.
+func snapshotMembers(pods []*v1.Pod) *memberSet {
+	s := &memberSet{}
+	for _, pod := range pods {
+		s.set(pod)
 	}
-	if old, ok := s.phase[uid]; ok {
-		s.count(old, -1)
-		delete(s.phase, uid)
+	return s
+}
+
+// set records pod as the pod cache now shows it.
+func (s *memberSet) set(pod *v1.Pod) {
+	if s.pods == nil {
+		s.pods = map[types.UID]*v1.Pod{}
 	}
-	if len(s.phase) == 0 {
-		delete(ix.groups, key)
+	if old, ok := s.pods[pod.UID]; ok {
+		s.count(phaseOf(old), -1)
+	}
+	s.pods[pod.UID] = pod
+	s.count(phaseOf(pod), +1)
+}
+
+// remove forgets a member that left the group: deleted, or relabeled.
+func (s *memberSet) remove(uid types.UID) {
+	if old, ok := s.pods[uid]; ok {
+		s.count(phaseOf(old), -1)
+		delete(s.pods, uid)
 	}
 }
 
@@ -126,54 +80,29 @@ func (s *memberSet) count(p memberPhase, d int) {
 	}
 }
 
-// counts returns how many members of key exist in all (deleting ones
-// included), are live and are bound.
-func (ix *memberIndex) counts(key string) (all, live, bound int) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if s, ok := ix.groups[key]; ok {
-		return len(s.phase), s.live, s.bound
-	}
-	return 0, 0, 0
-}
-
-// has reports whether the index lists uid as a member of key.
-func (ix *memberIndex) has(key string, uid types.UID) bool {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s, ok := ix.groups[key]
-	if !ok {
-		return false
-	}
-	_, ok = s.phase[uid]
-	return ok
-}
-
-// placed returns, in one read, key's bound members and how many of its
-// reservations belong to members that are live and not bound yet: together,
-// the group's placed members. A reservation whose pod is gone or being
-// deleted counts for nothing, though its Unreserve may come later; one whose
-// pod is already bound is counted as bound. self, a member at Permit holding
-// one of the reservations, counts even if the index has not seen it yet.
-func (ix *memberIndex) placed(key string, reserved map[types.UID]reservation, self types.UID) (bound, pending int) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	s, ok := ix.groups[key]
-	if !ok {
-		s = &memberSet{}
-	}
+// placed returns, in one read, the bound members and how many of reserved
+// belong to members that are live and not bound yet: together, the group's
+// placed members. A reservation whose pod is gone or being deleted counts
+// for nothing, though its Unreserve may come later; one whose pod is already
+// bound is counted as bound. self, a member at Permit holding one of the
+// reservations, counts even if the set has not seen it yet.
+func (s *memberSet) placed(reserved map[types.UID]reservation, self types.UID) (bound, pending int) {
 	for uid := range reserved {
-		p, seen := s.phase[uid]
-		if seen && p == memberPending || !seen && uid == self {
+		pod, seen := s.pods[uid]
+		if seen && phaseOf(pod) == memberPending || !seen && uid == self {
 			pending++
 		}
 	}
 	return s.bound, pending
 }
 
-// size returns how many groups the index holds, for the gauges and tests.
-func (ix *memberIndex) size() int {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return len(ix.groups)
+// unplaced returns the live members that are neither bound nor reserved.
+func (s *memberSet) unplaced(reserved map[types.UID]reservation) []*v1.Pod {
+	var out []*v1.Pod
+	for uid, pod := range s.pods {
+		if _, isReserved := reserved[uid]; !isReserved && phaseOf(pod) == memberPending {
+			out = append(out, pod)
+		}
+	}
+	return out
 }

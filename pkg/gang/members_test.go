@@ -79,8 +79,10 @@ func TestMemberIndex(t *testing.T) {
 				reserved[uid] = reservation{node: "node1"}
 			}
 			var got counts
-			got.All, got.Live, got.Bound = e.pl.members.counts(testKey)
-			_, got.PendingReserved = e.pl.members.placed(testKey, reserved, "")
+			e.pl.groups.read(testKey, func(g *groupState) {
+				got.All, got.Live, got.Bound = len(g.members.pods), g.members.live, g.members.bound
+				_, got.PendingReserved = g.members.placed(reserved, "")
+			})
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("counts (-want +got):\n%s", diff)
 			}
@@ -88,8 +90,8 @@ func TestMemberIndex(t *testing.T) {
 	}
 }
 
-// TestMemberIndexForgetsEmptyGroups: the index holds a group only while it
-// has pods.
+// TestMemberIndexForgetsEmptyGroups: the group memory forgets a group
+// without attempts or history once it has no pods.
 func TestMemberIndexForgetsEmptyGroups(t *testing.T) {
 	e := newTestEnv(t)
 	pods := members(3, "1")
@@ -97,8 +99,8 @@ func TestMemberIndexForgetsEmptyGroups(t *testing.T) {
 	for _, p := range pods {
 		e.informerDelete(p)
 	}
-	if n := e.pl.members.size(); n != 0 {
-		t.Errorf("the index holds %d groups after every member was deleted", n)
+	if e.pl.groups.has(testKey) {
+		t.Error("the group memory holds the group after every member was deleted")
 	}
 }
 
@@ -125,7 +127,7 @@ func TestMemberIndexTrailsTheCache(t *testing.T) {
 	})
 	t.Run("before the handler saw the first list, the cache is counted", func(t *testing.T) {
 		e := newTestEnv(t)
-		e.pl.members.setSynced(func() bool { return false })
+		e.pl.groups.setSynced(func() bool { return false })
 		e.addPodGroups(makePG(testPG, 2))
 		pods := members(2, "1")
 		for _, p := range pods {

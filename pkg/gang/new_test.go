@@ -62,7 +62,7 @@ func TestNewProfilesShareOneSetup(t *testing.T) {
 			// The scheduler's shared setup, as sharedFor builds it against
 			// a real API server.
 			plugins := NewPlugins()
-			plugins.schedulers[factory] = &schedulerShared{client: pgClient, informer: pgInformer, groups: newGroupTracker(), members: newMemberIndex()}
+			plugins.schedulers[factory] = &schedulerShared{client: pgClient, informer: pgInformer, groups: newGroupTracker()}
 			for i, profile := range []string{"first", "second"} {
 				args := &runtime.Unknown{Raw: []byte(tc.args[i])}
 				_, err := tf.NewFramework(ctx, []tf.RegisterPluginFunc{

@@ -26,16 +26,17 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 	}
 	logger := klog.FromContext(ctx)
 	quorum := podgroup.MinMember(pg)
-	members := pl.membersOf(key)
-	if _, _, bound := members.counts(key); bound >= quorum {
+	unsynced := pl.unsyncedMembers(key)
+	if pl.groups.members(key, unsynced, "", false).bound >= quorum {
 		// The group already runs; this member joins it.
 		return nil, 0
 	}
 	wait := podgroup.ScheduleTimeout(pg, pl.defaultTimeout(), maxPermitWait)
-	d := pl.groups.permit(key, pod.UID, members, false, quorum, pl.clock.Now(), wait)
+	d := pl.groups.permit(key, pod.UID, unsynced, quorum, pl.clock.Now(), wait)
 	if d.verdict == verdictCheck {
-		// Once per attempt: the index counts a quorum; the pod cache decides.
-		d = pl.groups.permit(key, pod.UID, pl.exactMembers(key), true, quorum, pl.clock.Now(), wait)
+		// Once per attempt: the group memory counts a quorum; the pod cache
+		// confirms it.
+		d = pl.groups.permit(key, pod.UID, pl.confirmedMembers(key, pod), quorum, pl.clock.Now(), wait)
 	}
 	switch d.verdict {
 	case verdictStale:
@@ -51,7 +52,7 @@ func (pl *CoschedGang) Permit(ctx context.Context, _ fwk.CycleState, pod *v1.Pod
 		}
 		logger.V(4).Info("Member waits for its group", "pod", klog.KObj(pod), "podGroup", key, "placed", d.placed, "quorum", quorum)
 		if d.placed >= quorum {
-			// Past the attempt's deadline (groups.go, tooLate): the first
+			// Past the attempt's deadline (tracker.go, tooLate): the first
 			// waiter's timer ends the attempt within admitMargin.
 			return fwk.NewStatus(fwk.Wait, fmt.Sprintf("%d/%d members of PodGroup %s have a place, after the attempt's timeout", d.placed, quorum, key)), permitTimer(wait)
 		}

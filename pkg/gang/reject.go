@@ -82,7 +82,7 @@ func (pl *CoschedGang) recordHeld(key string, heldFor map[types.UID]time.Duratio
 	if len(heldFor) == 0 {
 		return
 	}
-	for _, pod := range podgroup.Members(pl.pods, key) {
+	for _, pod := range pl.memberPods(key) {
 		if d, ok := heldFor[pod.UID]; ok {
 			req := capacity.RequestOf(pod)
 			heldCPUSeconds.Add(float64(req.MilliCPU) / 1000 * d.Seconds())

@@ -36,7 +36,7 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 	// with the failed member, and members bound before (a member recreated
 	// and bound while the group still ran counts too).
 	var kept []*v1.Pod
-	for _, m := range podgroup.Members(pl.pods, key) {
+	for _, m := range pl.memberPods(key) {
 		if m.UID == failed.UID || m.DeletionTimestamp != nil {
 			continue
 		}

@@ -47,14 +47,19 @@ var phaseNames = [...]string{"Idle", "Attempting", "Waiting", "Admitted", "Backi
 
 func (p groupPhase) String() string { return phaseNames[p] }
 
-// groupState is what the plugin remembers about one group between
-// scheduling cycles: its phase, the members holding reservations, and the
-// history that shapes its next backoff and its place in the queue.
-// Everything else (members, quorum, timeout) is read from the informers when
-// needed, so a restarted scheduler loses nothing that matters: members it had
-// reserved but not bound are gone from its cache too.
+// groupState is what the plugin knows about one group between scheduling
+// cycles: its members as the pod cache shows them, its phase, the members
+// holding reservations, and the history that shapes its next backoff and its
+// place in the queue. The PodGroup (quorum, timeout) is read from its lister
+// when needed, and a restarted scheduler loses nothing that matters: the
+// members come back with the informer's first list, and members it had
+// reserved but not bound are pending again.
 type groupState struct {
 	phase groupPhase
+
+	// members are the group's pods as the scheduler's pod cache shows them;
+	// the pod informer's handlers are their only writers.
+	members memberSet
 
 	// reserved maps the members holding a reservation to their node. A
 	// member stays here until the pod cache shows it bound, so quorum never
@@ -140,10 +145,10 @@ func (g *groupState) effectivePhase(now time.Time) groupPhase {
 	return g.phase
 }
 
-// idle reports whether the group holds nothing and remembers nothing: the
-// tracker then forgets it, so the map only holds groups in flight or
-// recently rejected.
-func (g *groupState) idle() bool {
+// quiet reports whether the group holds nothing and remembers nothing
+// beyond its members: no attempt in flight, no recent failure. A quiet group
+// without members is forgotten.
+func (g *groupState) quiet() bool {
 	return len(g.reserved) == 0 && len(g.releasing) == 0 && g.rejectedAt.IsZero() && !g.activationPending &&
 		g.noFitStreak == 0 && g.bindFailStreak == 0 && (g.phase == phaseIdle || g.phase == phaseAdmitted)
 }
@@ -223,6 +228,17 @@ func (g *groupState) settle(uid types.UID) {
 			g.phase = phaseIdle
 		}
 	}
+}
+
+// forgetAttempts drops everything but the members (the PodGroup was
+// deleted) and returns the members that held reservations.
+func (g *groupState) forgetAttempts() []types.UID {
+	uids := make([]types.UID, 0, len(g.reserved))
+	for uid := range g.reserved {
+		uids = append(uids, uid)
+	}
+	*g = groupState{members: g.members, reserved: map[types.UID]reservation{}, releasing: map[types.UID]bool{}}
+	return uids
 }
 
 // forgetHistory drops what the group remembers for its members' sake.

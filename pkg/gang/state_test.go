@@ -444,7 +444,6 @@ func TestGroupTrackerGroupsAreSeparate(t *testing.T) {
 // queue's Less do; run it with -race.
 func TestGroupTrackerConcurrent(t *testing.T) {
 	tr := newGroupTracker()
-	members := newMemberIndex()
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -452,9 +451,9 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 			for i := range 200 {
 				uid := types.UID(fmt.Sprintf("m%d-%d", g, i))
 				now := baseTime.Add(time.Duration(i) * time.Millisecond)
-				members.set(key, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}})
+				tr.memberSeen(key, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}})
 				tr.reserve(key, uid, "node1", now)
-				tr.permit(key, uid, members, true, 2, now, time.Minute)
+				tr.permit(key, uid, nil, 2, now, time.Minute)
 				_ = tr.reservedMembers(key)
 				_ = tr.rejectedAt(key)
 				_, _, _ = tr.backingOff(key, now)
@@ -494,7 +493,7 @@ func TestGroupTrackerConcurrent(t *testing.T) {
 // quorum, which starts (or continues) the attempt's wait.
 func startWaiting(tr *groupTracker, key string, now time.Time) bool {
 	for uid := range tr.reservedMembers(key) {
-		return tr.permit(key, uid, newMemberIndex(), true, 1<<30, now, time.Minute).firstWaiter
+		return tr.permit(key, uid, &memberSet{}, 1<<30, now, time.Minute).firstWaiter
 	}
 	return false
 }
@@ -540,7 +539,7 @@ func TestBindFailureBackoff(t *testing.T) {
 				tr.admitAll("g", now)
 				tr.ranWhole("g")
 			case "forgetHistory":
-				tr.forgetHistory("g")
+				tr.forgetHistoryIfNoMembers("g")
 			}
 			if tc.end != "" && tr.size() != 0 {
 				t.Errorf("after %s the tracker still holds the group", tc.end)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/cosched/cosched/pkg/placement"
@@ -17,15 +18,23 @@ import (
 type groupTracker struct {
 	mu     sync.Mutex
 	groups map[string]*groupState
+	// reserving are the groups with reservations, for the node handlers.
+	reserving map[string]*groupState
+	// synced reports whether the pod handlers have seen the informer's
+	// first list; until then the members may lack pods the cache holds.
+	synced func() bool
 	// order holds each tracked group's rejectedAt (a time.Time), written
 	// under mu, read without it.
 	order sync.Map
-	// gauges are the sizes this tracker adds to the memory gauges.
-	gauges trackerSizes
+	// gauges are the sizes this tracker adds to the memory gauges, until
+	// its scheduler stops (retired): the handlers and timers that still
+	// run then must not move the gauges it took its share back from.
+	gauges  trackerSizes
+	retired bool
 }
 
 func newGroupTracker() *groupTracker {
-	return &groupTracker{groups: map[string]*groupState{}}
+	return &groupTracker{groups: map[string]*groupState{}, reserving: map[string]*groupState{}}
 }
 
 // reportWhileRunning counts t in the memory gauges until ctx, its
@@ -35,7 +44,7 @@ func reportWhileRunning(ctx context.Context, t *groupTracker) {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		t.gauges.publish(-1)
-		t.gauges = trackerSizes{}
+		t.gauges, t.retired = trackerSizes{}, true
 	})
 }
 
@@ -51,14 +60,14 @@ func (s trackerSizes) publish(sign int) {
 	releasingMembers.Add(float64(sign * s.releasing))
 }
 
-// sizes counts the groups, reservations and releasing members held.
+// sizes counts the groups that are not quiet, the reservations and the
+// releasing members held.
 func (t *groupTracker) sizes() trackerSizes {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := trackerSizes{groups: len(t.groups)}
+	var s trackerSizes
 	for _, g := range t.groups {
-		s.reservations += len(g.reserved)
-		s.releasing += len(g.releasing)
+		s.add(g.sizes())
 	}
 	return s
 }
@@ -84,15 +93,22 @@ func (t *groupTracker) locked(key string, create bool, change func(g *groupState
 	rejectedAt := g.rejectedAt
 	change(g)
 	after := g.sizes()
-	if g.idle() {
+	gone := g.quiet() && len(g.members.pods) == 0
+	if gone {
 		delete(t.groups, key)
-		after = trackerSizes{}
+	}
+	if len(g.reserved) > 0 && !gone {
+		t.reserving[key] = g
+	} else {
+		delete(t.reserving, key)
 	}
 	delta := trackerSizes{groups: after.groups - before.groups, reservations: after.reservations - before.reservations, releasing: after.releasing - before.releasing}
-	t.gauges.add(delta)
-	delta.publish(1)
+	if !t.retired {
+		t.gauges.add(delta)
+		delta.publish(1)
+	}
 	switch {
-	case after.groups == 0 || g.rejectedAt.IsZero():
+	case gone || g.rejectedAt.IsZero():
 		if !rejectedAt.IsZero() {
 			t.order.Delete(key)
 		}
@@ -101,9 +117,13 @@ func (t *groupTracker) locked(key string, create bool, change func(g *groupState
 	}
 }
 
-// sizes is what g adds to the gauges.
+// sizes is what g adds to the gauges: a group counts while it is not quiet.
 func (g *groupState) sizes() trackerSizes {
-	return trackerSizes{groups: 1, reservations: len(g.reserved), releasing: len(g.releasing)}
+	s := trackerSizes{reservations: len(g.reserved), releasing: len(g.releasing)}
+	if !g.quiet() {
+		s.groups = 1
+	}
+	return s
 }
 
 func (s *trackerSizes) add(d trackerSizes) {
@@ -216,7 +236,7 @@ func (t *groupTracker) groupsOnNode(node string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var keys []string
-	for key, g := range t.groups {
+	for key, g := range t.reserving {
 		for _, r := range g.reserved {
 			if r.node == node {
 				keys = append(keys, key)
@@ -227,11 +247,9 @@ func (t *groupTracker) groupsOnNode(node string) []string {
 	return keys
 }
 
-// size reports how many groups are tracked (for tests and leak checks).
+// size reports how many groups are not quiet (for tests and leak checks).
 func (t *groupTracker) size() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.groups)
+	return t.sizes().groups
 }
 
 // permitVerdict is the tracker's answer to one member at Permit.
@@ -268,16 +286,20 @@ type permitDecision struct {
 // counting and admitting. members tells which members the pod cache shows
 // bound and which it still lists; a reservation of a member deleted while it
 // reserved or waited counts for nothing, though its Unreserve may come only
-// after its own Permit wait. Unless members is exact (read from the pod
-// cache just now), a count that reaches the quorum is answered with
-// verdictCheck. wait is the Permit wait the member gets if it must wait.
-func (t *groupTracker) permit(key string, uid types.UID, members *memberIndex, exact bool, quorum int, now time.Time, wait time.Duration) permitDecision {
+// after its own Permit wait. Unless exact, the members read from the pod
+// cache just now, is given, a count of the group's members that reaches the
+// quorum is answered with verdictCheck. wait is the Permit wait the member gets if it must wait.
+func (t *groupTracker) permit(key string, uid types.UID, exact *memberSet, quorum int, now time.Time, wait time.Duration) permitDecision {
 	d := permitDecision{verdict: verdictStale}
 	t.locked(key, false, func(g *groupState) {
 		if _, current := g.reserved[uid]; !current {
 			return
 		}
-		bound, pending := members.placed(key, g.reserved, uid)
+		members := exact
+		if members == nil {
+			members = &g.members
+		}
+		bound, pending := members.placed(g.reserved, uid)
 		d.placed = bound + pending
 		switch {
 		case d.placed < quorum || tooLate(g, now):
@@ -285,7 +307,7 @@ func (t *groupTracker) permit(key string, uid types.UID, members *memberIndex, e
 			// attempt as a timeout (R3 in docs/design.md).
 			d.verdict = verdictWait
 			d.firstWaiter = g.startWaiting(uid, now, now.Add(permitTimer(wait)-admitMargin(wait)))
-		case !exact:
+		case exact == nil:
 			d.verdict = verdictCheck
 		default:
 			d.verdict = verdictAdmit
@@ -443,8 +465,12 @@ func (t *groupTracker) forgetReleased(key string, uid types.UID) {
 // rejections, backoff, plan, preemption) once it has no member pods left,
 // and the group itself unless members still hold reservations, whose
 // Unreserve or bind will come and drop them.
-func (t *groupTracker) forgetHistory(key string) {
-	t.locked(key, false, func(g *groupState) { g.forgetHistory() })
+func (t *groupTracker) forgetHistoryIfNoMembers(key string) {
+	t.locked(key, false, func(g *groupState) {
+		if len(g.members.pods) == 0 {
+			g.forgetHistory()
+		}
+	})
 }
 
 // backingOff returns the reason and the remaining backoff when the group is
@@ -568,12 +594,7 @@ func (t *groupTracker) ranWhole(key string) {
 // forget drops a group whose PodGroup was deleted and returns the members
 // that still held reservations.
 func (t *groupTracker) forget(key string) (uids []types.UID) {
-	t.locked(key, false, func(g *groupState) {
-		for uid := range g.reserved {
-			uids = append(uids, uid)
-		}
-		*g = groupState{}
-	})
+	t.locked(key, false, func(g *groupState) { uids = g.forgetAttempts() })
 	return uids
 }
 
@@ -622,13 +643,105 @@ func (t *groupTracker) preemptionPending(key string, now time.Time, present func
 	return left
 }
 
-// placedBeyondBound counts key's reservations whose members the member
-// index shows live and not yet bound.
-func (t *groupTracker) placedBeyondBound(key string, members *memberIndex) (pending int) {
+// setSynced records how to tell that the pod handlers have seen the
+// informer's first list.
+func (t *groupTracker) setSynced(synced func() bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.synced = synced
+}
+
+// ready reports whether the members hold every pod the pod cache held when
+// the informer started.
+func (t *groupTracker) ready() bool {
+	t.mu.Lock()
+	synced := t.synced
+	t.mu.Unlock()
+	return synced != nil && synced()
+}
+
+// memberSeen records pod, a member of key, as the pod cache now shows it.
+func (t *groupTracker) memberSeen(key string, pod *v1.Pod) {
+	t.locked(key, true, func(g *groupState) { g.members.set(pod) })
+}
+
+// memberGone forgets a member that left key: deleted, or relabeled.
+func (t *groupTracker) memberGone(key string, uid types.UID) {
+	t.locked(key, false, func(g *groupState) { g.members.remove(uid) })
+}
+
+// groupMembers is a group's member counts, and the members an attempt's
+// start needs.
+type groupMembers struct {
+	// live counts the members not being deleted; bound those of them on a
+	// node; placed the bound ones and the reservations of live, pending
+	// members.
+	live, bound, placed int
+	// selfSeen: the members include the pod asked about; selfReserved: it
+	// holds a reservation.
+	selfSeen, selfReserved bool
+	// unplaced are the live members neither bound nor reserved (only when
+	// asked for).
+	unplaced []*v1.Pod
+}
+
+// members returns key's member counts (and its unplaced members, if
+// wantUnplaced) in one read, from exact when given (the pod cache read just
+// now), else from the members the handlers keep.
+func (t *groupTracker) members(key string, exact *memberSet, self types.UID, wantUnplaced bool) (m groupMembers) {
+	view := func(g *groupState) {
+		set := exact
+		if set == nil {
+			set = &g.members
+		}
+		bound, pending := set.placed(g.reserved, "")
+		m = groupMembers{live: set.live, bound: bound, placed: bound + pending}
+		_, m.selfSeen = set.pods[self]
+		_, m.selfReserved = g.reserved[self]
+		if wantUnplaced {
+			m.unplaced = set.unplaced(g.reserved)
+		}
+	}
+	if !t.read(key, view) && exact != nil {
+		view(&groupState{})
+	}
+	return m
+}
+
+// memberPods returns every member's pod as the pod cache showed it, for
+// the caller to read outside the lock.
+func (t *groupTracker) memberPods(key string) (pods []*v1.Pod) {
 	t.read(key, func(g *groupState) {
-		if len(g.reserved) > 0 {
-			_, pending = members.placed(key, g.reserved, "")
+		pods = make([]*v1.Pod, 0, len(g.members.pods))
+		for _, pod := range g.members.pods {
+			pods = append(pods, pod)
 		}
 	})
-	return pending
+	return pods
+}
+
+// placedPods returns the pods of the members that count as placed (bound,
+// or holding a reservation), for Permit to confirm against the pod cache.
+func (t *groupTracker) placedPods(key string) (pods []*v1.Pod) {
+	t.read(key, func(g *groupState) {
+		for uid, pod := range g.members.pods {
+			if _, reserved := g.reserved[uid]; reserved || phaseOf(pod) == memberBound {
+				pods = append(pods, pod)
+			}
+		}
+	})
+	return pods
+}
+
+// heldPods returns the pods of the members in uids that the pod cache
+// shows, for the caller to read outside the lock.
+func (t *groupTracker) heldPods(key string, uids []types.UID) (pods []*v1.Pod) {
+	t.read(key, func(g *groupState) {
+		for _, uid := range uids {
+			if pod, ok := g.members.pods[uid]; ok {
+				pods = append(pods, pod)
+			}
+		}
+	})
+	return pods
 }

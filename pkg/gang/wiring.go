@@ -64,7 +64,7 @@ func (p *Plugins) NewGang(ctx context.Context, obj runtime.Object, handle fwk.Ha
 			return nil, err
 		}
 	}
-	pl, err := buildPlugin(ctx, handle, args, shared.informer.Lister(), shared.groups, shared.members)
+	pl, err := buildPlugin(ctx, handle, args, shared.informer.Lister(), shared.groups)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,6 @@ type schedulerShared struct {
 	client       versioned.Interface
 	informer     schedv1alpha1informers.PodGroupInformer
 	groups       *groupTracker
-	members      *memberIndex
 	watcher      sync.Once
 	watchErr     error
 	statusWriter sync.Once
@@ -150,7 +149,7 @@ func newSchedulerShared(ctx context.Context, handle fwk.Handle) (*schedulerShare
 	go warnIfPodGroupsDoNotList(ctx, pgInformer.Informer())
 	groups := newGroupTracker()
 	reportWhileRunning(ctx, groups)
-	return &schedulerShared{client: client, informer: pgInformer, groups: groups, members: newMemberIndex()}, nil
+	return &schedulerShared{client: client, informer: pgInformer, groups: groups}, nil
 }
 
 // statusArgs are the plugin args that configure the one status writer.
