@@ -21,19 +21,15 @@ import (
 
 	"github.com/cosched/cosched/pkg/podgroup"
 	"github.com/cosched/cosched/pkg/preemption"
+	"github.com/cosched/cosched/pkg/simulation"
 )
 
-// Gang preemption: a group that cannot be placed looks, domain by domain
-// (the whole cluster when it asks for no topology), for the cheapest set of
-// lower-priority units (plain pods, or whole gangs) whose removal lets every
-// member its quorum needs fit at once, checked with the profile's own
-// Filter plugins. It evicts nothing unless such a set exists, nominates the
-// members to the nodes the simulation found, and waits for the victims to
-// terminate before it would ever preempt again.
-
-// maxCandidateUnits bounds the units one domain's search considers, the
-// least important first: each step of the search simulates the domain.
-const maxCandidateUnits = 64
+// Gang preemption: a group that cannot be placed asks pkg/preemption's
+// search for the cheapest lower-priority units (plain pods, or whole gangs)
+// whose removal lets every member its quorum needs fit at once, checked
+// with the profile's own Filter plugins. It evicts nothing unless such a set
+// exists, nominates the members to the nodes the search found, and waits
+// for the victims to terminate before it would ever preempt again.
 
 // maxPreemptionWait is how long a group at least waits for its victims to
 // go before it may choose new ones (longer when their grace periods are).
@@ -45,133 +41,99 @@ const maxPreemptionWait = 5 * time.Minute
 // preemption was considered, why it cannot help, for the caller to add to
 // the group's failure.
 func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key string, pg *schedv1alpha1.PodGroup) (*fwk.PostFilterResult, *fwk.Status, string) {
-	if !*pl.args.GangPreemption {
+	if !*pl.args.GangPreemption || pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever {
 		return nil, nil, ""
 	}
-	if pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == v1.PreemptNever {
-		return nil, nil, ""
-	}
-	logger := klog.FromContext(ctx)
-	runner, ok := pl.handle.(preFilterRunner)
+	fw, ok := pl.handle.(simulation.Framework)
 	if !ok {
 		return nil, nil, ""
 	}
-	members, need := pl.membersToPlace(key, pg, pod)
+	members := pl.membersToPlace(key, pg, pod)
 	if len(members) == 0 {
 		return nil, nil, ""
 	}
+	req, whyNot, err := pl.roomRequest(ctx, fw, key, pg, members)
+	if err != nil {
+		return nil, fwk.AsStatus(err), ""
+	}
+	if req == nil {
+		preemptions.WithLabelValues("no_room").Inc()
+		return nil, nil, whyNot
+	}
+	res := preemption.SearchRoom(*req)
+	switch {
+	case res.FitsNow:
+		pl.activateAfterBackoff(key)
+		return nil, nil, "the group fits without evicting anyone now and retries"
+	case res.Choice == nil:
+		preemptions.WithLabelValues("no_room").Inc()
+		return nil, nil, res.WhyNot
+	}
+	why := fmt.Sprintf("to place %d member(s) of PodGroup %s (priority %d)%s", len(members), key, req.Priority, domainOf(req.TopologyKey, res.Choice.Domain))
+	if err := pl.evictFor(ctx, key, pg, res.Choice, why); err != nil {
+		preemptions.WithLabelValues("error").Inc()
+		return nil, fwk.AsStatus(err), ""
+	}
+	preemptions.WithLabelValues("preempted").Inc()
+	preemptionVictims.Add(float64(res.Choice.Cost.Pods))
+	pl.nominate(ctx, pod, members, res.Choice.Nodes)
+	note := fmt.Sprintf("preempting %s %s", describeUnits(res.Choice.Victims), why)
+	klog.FromContext(ctx).V(2).Info("Pod group preempts", "podGroup", key, "victims", res.Choice.Cost.Pods, "units", len(res.Choice.Victims),
+		"topPriority", res.Choice.Cost.TopPriority, "gangs", res.Choice.Cost.Gangs, "domain", res.Choice.Domain)
+	pl.handle.EventRecorder().Eventf(pg, pod, v1.EventTypeNormal, "Preempting", "Scheduling", podgroup.TruncateNote(note))
+	return &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: res.Choice.Nodes[pod.UID], NominatingMode: fwk.ModeOverride}},
+		fwk.NewStatus(fwk.Success, note), ""
+}
+
+// roomRequest gathers what the search needs: the cluster, a simulation of
+// it for members, the budgets and the group's own reserved room. It returns
+// nil and why when a member fits no node at all.
+func (pl *CoschedGang) roomRequest(ctx context.Context, fw simulation.Framework, key string, pg *schedv1alpha1.PodGroup, members []*v1.Pod) (*preemption.Request, string, error) {
 	priority := corev1helpers.PodPriority(members[0])
 	for _, m := range members[1:] {
 		priority = min(priority, corev1helpers.PodPriority(m))
 	}
-	nodes, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
+	all, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
 	if err != nil {
-		return nil, fwk.AsStatus(err), ""
+		return nil, "", err
 	}
 	// Planning must see the room the group is about to get, not the group's
 	// own earlier nominations on top of it.
 	for _, m := range members {
 		pl.handle.DeleteNominatedPodIfExists(m)
 	}
-	shapes, memberShape := shapeStatesOf(ctx, runner, members)
-	for _, s := range shapes {
-		if s.failure != "" {
-			preemptions.WithLabelValues("no_room").Inc()
-			return nil, nil, fmt.Sprintf("member %s/%s fits no node: %s", s.pod.Namespace, s.pod.Name, s.failure)
-		}
+	nodes := slices.DeleteFunc(slices.Clone(all), func(ni fwk.NodeInfo) bool { return ni.Node() == nil })
+	sim := simulation.New(ctx, fw, members, nodes)
+	if p, why := sim.Unfit(); p != nil {
+		return nil, fmt.Sprintf("member %s/%s fits no node: %s", p.Namespace, p.Name, why), nil
 	}
 	pdbs, err := pl.handle.SharedInformerFactory().Policy().V1().PodDisruptionBudgets().Lister().List(labels.Everything())
 	if err != nil {
-		return nil, fwk.AsStatus(err), ""
+		return nil, "", err
 	}
-	budgets := preemption.NewBudgets(pdbs)
+	return &preemption.Request{Group: key, Priority: priority, Members: members, Nodes: nodes,
+		TopologyKey: pl.topologyKeyOf(pg, members[0]), Budgets: preemption.NewBudgets(pdbs), Free: pl.ownReserved(key, nodes), Sim: sim}, "", nil
+}
 
-	var placedPods, ownReserved []*v1.Pod
-	nodeIndex := map[string]fwk.NodeInfo{}
+// ownReserved returns the group's pods that its attempt just rejected had
+// reserved: that room is the group's again.
+func (pl *CoschedGang) ownReserved(key string, nodes []fwk.NodeInfo) []*v1.Pod {
+	var out []*v1.Pod
 	for _, ni := range nodes {
-		if ni.Node() == nil {
-			continue
-		}
-		nodeIndex[ni.Node().Name] = ni
 		for _, pi := range ni.GetPods() {
-			p := pi.GetPod()
-			placedPods = append(placedPods, p)
-			if podgroup.KeyOf(p) == key && !pl.boundInCache(p) {
-				// Reserved by the group's attempt that was just rejected:
-				// that room is the group's again.
-				ownReserved = append(ownReserved, p)
+			if p := pi.GetPod(); podgroup.KeyOf(p) == key && !pl.boundInCache(p) {
+				out = append(out, p)
 			}
 		}
 	}
-	var candidates []*preemption.Unit
-	for _, u := range preemption.UnitsOf(placedPods) {
-		if u.Group == key || !preemption.Eligible(u, priority) || budgets.Violation([]*preemption.Unit{u}) != "" {
-			continue
-		}
-		candidates = append(candidates, u)
-	}
-	if len(candidates) == 0 {
-		preemptions.WithLabelValues("no_room").Inc()
-		return nil, nil, fmt.Sprintf("no pods or gangs of priority below %d that may be evicted", priority)
-	}
+	return out
+}
 
-	topologyKey := pl.topologyKeyOf(pg, pod)
-	type choice struct {
-		domain  string
-		victims []*preemption.Unit
-		cost    preemption.Cost
-		plan    map[types.UID]string
-	}
-	var best *choice
-	fitsWithout := false
-	for _, d := range domainsOf(nodes, topologyKey) {
-		sim := newRoomSim(ctx, pl.handle, shapes, memberShape, members, d.nodes, nodeIndex, ownReserved)
-		var here []*preemption.Unit
-		for _, u := range candidates {
-			if sim.touches(u) {
-				here = append(here, u)
-			}
-		}
-		if len(here) == 0 {
-			continue
-		}
-		if len(here) > maxCandidateUnits {
-			// Each step of the search simulates the whole domain: look at
-			// the least important units only.
-			sort.Slice(here, func(i, j int) bool { return preemption.LessImportant(here[i], here[j]) })
-			here = here[:maxCandidateUnits]
-		}
-		victims, ok := preemption.Select(here, func(v []*preemption.Unit) bool { return sim.place(v) != nil })
-		if ok && len(victims) == 0 {
-			fitsWithout = true
-			continue
-		}
-		if !ok || budgets.Violation(victims) != "" {
-			continue
-		}
-		c := &choice{domain: d.value, victims: victims, cost: preemption.CostOf(victims)}
-		if best == nil || c.cost.Less(best.cost) {
-			c.plan = sim.place(victims)
-			if c.plan != nil {
-				best = c
-			}
-		}
-	}
-	if best == nil && fitsWithout {
-		// The cluster changed since the group was turned away: it retries
-		// without evicting anyone.
-		pl.activateAfterBackoff(key)
-		return nil, nil, "the group fits without evicting anyone now and retries"
-	}
-	if best == nil {
-		preemptions.WithLabelValues("no_room").Inc()
-		return nil, nil, fmt.Sprintf("evicting lower-priority pods and gangs cannot make room for %d member(s)%s", need, domainNote(topologyKey))
-	}
-
-	why := fmt.Sprintf("to place %d member(s) of PodGroup %s (priority %d)%s", need, key, priority, domainOf(topologyKey, best.domain))
-	taken, err := pl.evictor().Evict(ctx, best.victims, pg, why)
-	// The group waits for whatever went, even after an error, rather than
-	// choosing more victims while those terminate.
+// evictFor evicts the chosen victims. The group waits for whatever went,
+// even after an error, rather than choosing more victims while those
+// terminate.
+func (pl *CoschedGang) evictFor(ctx context.Context, key string, pg *schedv1alpha1.PodGroup, choice *preemption.Choice, why string) error {
+	taken, err := pl.evictor().Evict(ctx, choice.Victims, pg, why)
 	var refs []victimRef
 	grace := int64(0)
 	for _, p := range taken {
@@ -184,33 +146,25 @@ func (pl *CoschedGang) preemptForGroup(ctx context.Context, pod *v1.Pod, key str
 		pl.groups.startPreemption(key, refs, pl.clock.Now(), max(maxPreemptionWait, time.Duration(grace)*time.Second+time.Minute))
 		pl.forgetIfGone(key)
 	}
-	if err != nil {
-		preemptions.WithLabelValues("error").Inc()
-		return nil, fwk.AsStatus(err), ""
-	}
-	preemptions.WithLabelValues("preempted").Inc()
-	preemptionVictims.Add(float64(best.cost.Pods))
-	// Every member holds the room the simulation gave it, as upstream's
-	// preemptor holds its node: lower-priority pods' Filter counts the
-	// nominated pods as present, so the victims' recreated pods cannot take
-	// the room back. The framework nominates pod itself from the result.
+	return err
+}
+
+// nominate makes every member hold the room the search gave it, as
+// upstream's preemptor holds its node: lower-priority pods' Filter counts
+// the nominated pods as present, so the victims' recreated pods cannot take
+// the room back. The framework nominates pod itself from the result.
+func (pl *CoschedGang) nominate(ctx context.Context, pod *v1.Pod, members []*v1.Pod, plan map[types.UID]string) {
 	var others []*v1.Pod
 	for _, m := range members {
 		if m.UID == pod.UID {
 			continue
 		}
 		if pi, err := framework.NewPodInfo(m); err == nil {
-			pl.handle.AddNominatedPod(logger, pi, &fwk.NominatingInfo{NominatedNodeName: best.plan[m.UID], NominatingMode: fwk.ModeOverride})
+			pl.handle.AddNominatedPod(klog.FromContext(ctx), pi, &fwk.NominatingInfo{NominatedNodeName: plan[m.UID], NominatingMode: fwk.ModeOverride})
 		}
 		others = append(others, m)
 	}
-	go pl.publishNominations(others, best.plan)
-	note := fmt.Sprintf("preempting %s %s", describeUnits(best.victims), why)
-	logger.V(2).Info("Pod group preempts", "podGroup", key, "victims", best.cost.Pods, "units", len(best.victims),
-		"topPriority", best.cost.TopPriority, "gangs", best.cost.Gangs, "domain", best.domain)
-	pl.handle.EventRecorder().Eventf(pg, pod, v1.EventTypeNormal, "Preempting", "Scheduling", podgroup.TruncateNote(note))
-	return &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: best.plan[pod.UID], NominatingMode: fwk.ModeOverride}},
-		fwk.NewStatus(fwk.Success, note), ""
+	go pl.publishNominations(others, plan)
 }
 
 // publishNominations writes the nominated nodes of a preempting group's
@@ -234,9 +188,8 @@ func (pl *CoschedGang) publishNominations(members []*v1.Pod, plan map[types.UID]
 }
 
 // membersToPlace returns the pending members the group's quorum still needs,
-// pod first, and how many that is; nil when the quorum cannot be reached
-// from the pods that exist.
-func (pl *CoschedGang) membersToPlace(key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod) ([]*v1.Pod, int) {
+// pod first; nil when the quorum cannot be reached from the pods that exist.
+func (pl *CoschedGang) membersToPlace(key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod) []*v1.Pod {
 	bound := 0
 	var pending []*v1.Pod
 	for _, m := range podgroup.Members(pl.pods, key) {
@@ -256,10 +209,10 @@ func (pl *CoschedGang) membersToPlace(key string, pg *schedv1alpha1.PodGroup, po
 	}
 	need := podgroup.MinMember(pg) - bound
 	if need <= 0 || len(pending)+1 < need {
-		return nil, 0
+		return nil
 	}
 	sort.Slice(pending, func(i, j int) bool { return pending[i].Name < pending[j].Name })
-	return append([]*v1.Pod{pod}, pending[:need-1]...), need
+	return append([]*v1.Pod{pod}, pending[:need-1]...)
 }
 
 // boundInCache reports whether the informer shows p bound (rather than only
@@ -305,45 +258,6 @@ func (pl *CoschedGang) podGroupObject(key string) runtime.Object {
 	return pg
 }
 
-type domain struct {
-	value string
-	nodes []fwk.NodeInfo
-}
-
-// domainsOf splits the nodes by topologyKey; without one the whole cluster
-// is a single domain. Nodes without the label belong to no domain.
-func domainsOf(nodes []fwk.NodeInfo, topologyKey string) []domain {
-	if topologyKey == "" {
-		return []domain{{nodes: nodes}}
-	}
-	index := map[string]int{}
-	var out []domain
-	for _, ni := range nodes {
-		if ni.Node() == nil {
-			continue
-		}
-		value, ok := ni.Node().Labels[topologyKey]
-		if !ok {
-			continue
-		}
-		i, ok := index[value]
-		if !ok {
-			i = len(out)
-			index[value] = i
-			out = append(out, domain{value: value})
-		}
-		out[i].nodes = append(out[i].nodes, ni)
-	}
-	return out
-}
-
-func domainNote(topologyKey string) string {
-	if topologyKey == "" {
-		return ""
-	}
-	return " in any one " + topologyKey + " domain"
-}
-
 func domainOf(topologyKey, value string) string {
 	if topologyKey == "" {
 		return ""
@@ -361,104 +275,4 @@ func describeUnits(units []*preemption.Unit) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// roomSim answers "do the members fit in this domain once these victims are
-// gone?" with the profile's Filter plugins, on copies of the nodes.
-type roomSim struct {
-	ctx         context.Context
-	handle      fwk.Handle
-	shapes      []shapeState
-	memberShape []int
-	members     []*v1.Pod
-	domain      []fwk.NodeInfo
-	inDomain    map[string]int
-	nodeIndex   map[string]fwk.NodeInfo
-	// free are pods whose room counts as free in every simulation.
-	free []*v1.Pod
-}
-
-func newRoomSim(ctx context.Context, handle fwk.Handle, shapes []shapeState, memberShape []int, members []*v1.Pod,
-	domain []fwk.NodeInfo, nodeIndex map[string]fwk.NodeInfo, free []*v1.Pod) *roomSim {
-	s := &roomSim{ctx: ctx, handle: handle, shapes: shapes, memberShape: memberShape, members: members,
-		domain: domain, inDomain: make(map[string]int, len(domain)), nodeIndex: nodeIndex, free: free}
-	for i, ni := range domain {
-		s.inDomain[ni.Node().Name] = i
-	}
-	return s
-}
-
-// touches reports whether u has a pod in the domain.
-func (s *roomSim) touches(u *preemption.Unit) bool {
-	for _, p := range u.Pods {
-		if _, ok := s.inDomain[p.Spec.NodeName]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-// place returns a node for every member with victims removed, or nil.
-func (s *roomSim) place(victims []*preemption.Unit) map[types.UID]string {
-	logger := klog.FromContext(s.ctx)
-	infos := slices.Clone(s.domain)
-	shapes := make([]shapeState, len(s.shapes))
-	for i, sh := range s.shapes {
-		shapes[i] = sh
-		shapes[i].state = sh.state.Clone()
-	}
-	cloned := map[int]bool{}
-	remove := func(p *v1.Pod) bool {
-		pi, err := framework.NewPodInfo(p)
-		if err != nil {
-			return false
-		}
-		host := s.nodeIndex[p.Spec.NodeName]
-		if i, ok := s.inDomain[p.Spec.NodeName]; ok {
-			if !cloned[i] {
-				infos[i] = infos[i].Snapshot()
-				cloned[i] = true
-			}
-			if err := infos[i].RemovePod(logger, p); err != nil {
-				return false
-			}
-			host = infos[i]
-		}
-		if host == nil {
-			return true
-		}
-		for _, sh := range shapes {
-			s.handle.RunPreFilterExtensionRemovePod(s.ctx, sh.state, sh.pod, pi, host)
-		}
-		return true
-	}
-	for _, p := range s.free {
-		if !remove(p) {
-			return nil
-		}
-	}
-	for _, u := range victims {
-		for _, p := range u.Pods {
-			if !remove(p) {
-				return nil
-			}
-		}
-	}
-	sim := newFrameworkSim(s.ctx, s.handle, shapes, s.memberShape, s.members, infos)
-	plan := map[types.UID]string{}
-	for m := range s.members {
-		placed := false
-		for n := range infos {
-			if sim.Fits(m, n) {
-				sim.Place(m, n)
-				plan[s.members[m].UID] = sim.nodeInfo(n).Node().Name
-				placed = true
-				break
-			}
-		}
-		if !placed {
-			return nil
-		}
-	}
-	return plan
 }
