@@ -190,16 +190,20 @@ type memberCounts struct {
 
 // countMembers counts key's members; self is counted even if the pod cache
 // has not caught up with it yet. The counts come from the group memory;
-// wantPending (once per attempt, for the fit check or the plan) also returns
-// the pending members. Reservations whose pods the cache no longer lists,
-// or shows being deleted, do not count: the framework unreserves them
-// shortly.
+// wantPending (once per attempt, for the fit check or the plan) counts from
+// the pod cache instead (attemptMembers) and returns the pending members.
+// Reservations whose pods the cache no longer lists, or shows being
+// deleted, do not count: the framework unreserves them shortly.
 func (pl *CoschedGang) countMembers(key string, self *v1.Pod, wantPending bool) memberCounts {
 	var selfUID types.UID
 	if self != nil {
 		selfUID = self.UID
 	}
-	m := pl.groups.members(key, pl.unsyncedMembers(key), selfUID, wantPending)
+	exact := pl.unsyncedMembers(key)
+	if wantPending && exact == nil {
+		exact = snapshotMembers(pl.attemptMembers(key))
+	}
+	m := pl.groups.members(key, exact, selfUID, wantPending)
 	c := memberCounts{live: m.live, placed: m.placed, bound: m.bound, pending: m.unplaced}
 	if self != nil && !m.selfSeen && phaseOf(self) != memberDeleting {
 		c.live++
@@ -220,8 +224,16 @@ func (pl *CoschedGang) unsyncedMembers(key string) *memberSet {
 	return snapshotMembers(podgroup.Members(pl.pods, key))
 }
 
-// memberPods returns key's member pods as the scheduler's pod cache shows
-// them.
+// attemptMembers is key's members as the pod cache lists them now: what an
+// attempt's start reads (the fit check, the plan, the members' agreement,
+// preemption), outside the group memory's lock, so that it never misses a
+// member whose event the handlers have not recorded yet. Once per attempt
+// or per failure, never per member.
+func (pl *CoschedGang) attemptMembers(key string) []*v1.Pod {
+	return podgroup.Members(pl.pods, key)
+}
+
+// memberPods returns key's member pods as the group memory holds them.
 func (pl *CoschedGang) memberPods(key string) []*v1.Pod {
 	if pl.groups.ready() {
 		return pl.groups.memberPods(key)

@@ -192,7 +192,7 @@ func (pl *CoschedGang) publishNominations(members []*v1.Pod, plan map[types.UID]
 func (pl *CoschedGang) membersToPlace(key string, pg *schedv1alpha1.PodGroup, pod *v1.Pod) []*v1.Pod {
 	bound := 0
 	var pending []*v1.Pod
-	for _, m := range pl.memberPods(key) {
+	for _, m := range pl.attemptMembers(key) {
 		if m.DeletionTimestamp != nil {
 			continue
 		}

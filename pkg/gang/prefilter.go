@@ -83,7 +83,7 @@ func (pl *CoschedGang) preFilterMember(ctx context.Context, key string, pg *sche
 	if !attemptStart {
 		return nil, preFilterRejected{}
 	}
-	if schedulers, priorities := memberDisagreement(pl.memberPods(key)); schedulers != "" {
+	if schedulers, priorities := memberDisagreement(pl.attemptMembers(key)); schedulers != "" {
 		msg := fmt.Sprintf("members name different schedulers (%s): every member of a group must use the same schedulerName, or the others are never placed with it", schedulers)
 		pl.rejectGroup(key, pg, pod, "members_disagree", msg, false)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s: %s", key, msg)), preFilterRejected{}
@@ -275,7 +275,7 @@ func (pl *CoschedGang) minResourcesShortfall(pg *schedv1alpha1.PodGroup, nodes [
 	want := capacity.FromList(pg.Spec.MinResources)
 	// Members already placed hold part of minResources themselves.
 	held := capacity.Vector{}
-	for _, pod := range pl.memberPods(podgroup.Key(pg.Namespace, pg.Name)) {
+	for _, pod := range pl.attemptMembers(podgroup.Key(pg.Namespace, pg.Name)) {
 		if pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil {
 			held = held.Add(capacity.RequestOf(pod))
 		}

@@ -416,6 +416,7 @@ func (r *run) targets() []target {
 		}
 		ts = append(ts, ratioTarget(name+": peak heap <= 1.1 x plain pods", gang.heapMax(), plain.heapMax(), atMost(1.1)))
 	}
+	ts = append(ts, r.flatInGroups()...)
 	for _, name := range r.names(tcAtomic) {
 		s, ok := parseShape(name)
 		if !ok || (s.domain != "Node" && s.domain != "Rack") {
@@ -449,6 +450,50 @@ func (r *run) targets() []target {
 		})
 	}
 	return ts
+}
+
+// flatInGroups holds cosched's cost flat in the number of groups it has
+// seen: a small-gang shape with more groups of the same size on the same
+// nodes keeps the throughput and heap ratios to plain pods of the shape with
+// the fewest groups, within 0.05 (it may do better).
+func (r *run) flatInGroups() []target {
+	fewest := map[[2]int]shape{}
+	for _, name := range r.names(tcGang) {
+		if s, ok := parseShape(name); ok && s.domain == "" && s.size <= 3 {
+			if f, seen := fewest[[2]int{s.nodes, s.size}]; !seen || s.groups < f.groups {
+				fewest[[2]int{s.nodes, s.size}] = s
+			}
+		}
+	}
+	var ts []target
+	for _, name := range r.names(tcGang) {
+		s, ok := parseShape(name)
+		base, found := fewest[[2]int{s.nodes, s.size}]
+		if !ok || s.domain != "" || s.size > 3 || !found || base.groups == s.groups {
+			continue
+		}
+		more, few := r.get(tcGang, name), r.get(tcGang, base.base)
+		morePlain, fewPlain := r.get(tcPlain, name), r.get(tcPlain, base.base)
+		ts = append(ts,
+			dropTarget(fmt.Sprintf("%s: cosched/plain throughput within 0.05 of %s's", name, base.base), few.avg(), fewPlain.avg(), more.avg(), morePlain.avg(), 1),
+			dropTarget(fmt.Sprintf("%s: cosched/plain peak heap within 0.05 of %s's", name, base.base), few.heapMax(), fewPlain.heapMax(), more.heapMax(), morePlain.heapMax(), -1))
+	}
+	return ts
+}
+
+// dropTarget compares two ratios, base = baseNum/baseDen and now =
+// num/den: it passes when now is worse than base by at most 0.05, worse
+// meaning lower for sign 1 (throughput) and higher for sign -1 (heap).
+func dropTarget(goal string, baseNum, baseDen, num, den float64, sign float64) target {
+	b, okBase := ratio(baseNum, baseDen)
+	n, okNow := ratio(num, den)
+	measured := okBase && okNow
+	drop := sign * (b - n)
+	t := target{goal: goal, value: drop, pass: atMost(0.05), met: verdict(measured && drop <= 0.05, measured), measured: "n/a"}
+	if measured {
+		t.measured = fmt.Sprintf("%.2f vs %.2f", n, b)
+	}
+	return t
 }
 
 // medianTargets judges each target on the median of its values over runs;

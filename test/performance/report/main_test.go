@@ -65,6 +65,10 @@ func TestTargetsFromOneRun(t *testing.T) {
 		throughput("CoschedGang/5000Nodes_3x1000", 250),
 		heap("PlainPods/5000Nodes_1000x3", 100),
 		heap("CoschedGang/5000Nodes_1000x3", 105),
+		throughput("PlainPods/5000Nodes_3000x3", 200),
+		throughput("CoschedGang/5000Nodes_3000x3", 150),
+		heap("PlainPods/5000Nodes_3000x3", 100),
+		heap("CoschedGang/5000Nodes_3000x3", 108),
 	})
 	files := map[string][]dataItem{
 		"PlainPods/5000Nodes_3x1000":   own("PlainPods/5000Nodes_3x1000", 3000, 3000, 10, 0, 0),
@@ -88,6 +92,8 @@ func TestTargetsFromOneRun(t *testing.T) {
 		"5000Nodes_1000x3: (diagnostic, nominations off) cosched gang throughput >= 0.9 x plain pods":   "0.85 no",
 		"5000Nodes_1000x3: (diagnostic, nominations off) cosched gang throughput >= 1.2 x in-tree gang": "1.70 yes",
 		"5000Nodes_1000x3: peak heap <= 1.1 x plain pods":                                               "1.05 yes",
+		"5000Nodes_3000x3: cosched/plain throughput within 0.05 of 5000Nodes_1000x3's":                  "0.75 vs 0.95 no",
+		"5000Nodes_3000x3: cosched/plain peak heap within 0.05 of 5000Nodes_1000x3's":                   "1.08 vs 1.05 yes",
 		"5000Nodes_3x1000: every gang fully bound":                                                      "3/3 groups yes",
 		"5000Nodes_3x1000: time until all bound <= 1.0 x plain pods":                                    "1.20 no",
 		"5000Nodes_3x1000: peak heap <= 1.1 x plain pods":                                               "n/a not measured",
