@@ -42,7 +42,7 @@ func (pl *CoschedGang) onPodAdd(obj any) {
 	}
 }
 
-// onPodUpdate keeps the member index current and ends a member's
+// onPodUpdate keeps the group's members current and ends a member's
 // reservation once the cache shows it bound. A member newly marked as
 // preempted by a scheduler wakes the gang guard.
 func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {

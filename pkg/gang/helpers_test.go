@@ -290,7 +290,7 @@ func (e *testEnv) deletePodGroup(pg *schedv1alpha1.PodGroup) {
 	}
 }
 
-// addPods puts pods in the scheduler's pod informer and the member index
+// addPods puts pods in the scheduler's pod informer and the group memory
 // (as the plugin sees them), without running the plugin's handlers.
 func (e *testEnv) addPods(pods ...*v1.Pod) {
 	e.t.Helper()

@@ -748,7 +748,7 @@ func TestPermitMemberOfRejectedAttempt(t *testing.T) {
 // TestPermitAdmissionRacesRejection: a sibling's binding cycle can fail (its
 // wait times out, or another plugin rejects it) and reject the group,
 // releasing every reservation, just before a member's Permit counts the
-// group. groupTracker.permit counts (reading the member index) and admits
+// group. groupTracker.permit counts (reading the group's members) and admits
 // under one lock, so this is the only window: the member whose Permit comes
 // after must not be let through alone, and the rejection must stand.
 func TestPermitAdmissionRacesRejection(t *testing.T) {

@@ -260,7 +260,7 @@ const (
 	verdictStale permitVerdict = iota
 	// verdictWait: the quorum does not hold reservations yet.
 	verdictWait
-	// verdictCheck: the member index counts a quorum, but it may trail the
+	// verdictCheck: the group memory counts a quorum, but it may trail the
 	// pod cache by a handler's delay: the caller counts again from the
 	// cache, outside the lock, and asks again with that count.
 	verdictCheck
