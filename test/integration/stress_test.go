@@ -18,10 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/ptr"
@@ -46,8 +43,9 @@ import (
 // the scheduler is not, so a replay runs the same operations, not
 // necessarily the same interleaving. Every operation is logged.
 //
-// A watch of every pod (with the test's own record of its PodGroups)
-// checks, on each state the API server goes through:
+// A watch of every pod (testutil.GangWatch, told of each change the test
+// makes: PodGroups, deletions, refusals) checks, on each state the API
+// server goes through:
 //
 //   - no group stays bound below its minMember (0 < bound < minMember) for
 //     longer than the grace the e2e watcher allows (15 s: binds are one API
@@ -89,16 +87,16 @@ func TestGangInvariants(t *testing.T) {
 	// the rest of the run finds (the drain and the gauges still run).
 	st.run()
 	if st.t.Failed() {
-		st.w.check(false)
+		st.w.CheckViolations()
 		return
 	}
 	st.quiesce()
 	st.drain()
-	st.w.check(true)
+	st.w.Check()
 	st.deleteEverything()
 	st.checkGauges()
 	t.Logf("TestGangInvariants: seed %d, %d operations (%s), %d scheduler restarts, in %s; %s",
-		cfg.seed, cfg.ops, st.opStats(), st.restarts, time.Since(began).Round(time.Second), st.w.stats())
+		cfg.seed, cfg.ops, st.opStats(), st.restarts, time.Since(began).Round(time.Second), st.w.Stats())
 }
 
 const (
@@ -108,9 +106,6 @@ const (
 	// stressStall is how long the drain waits for a group that fits to bind
 	// while nothing else completes.
 	stressStall = 90 * time.Second
-	// stressDomainSettle is how long after a topology group became whole
-	// its quorum must share a domain.
-	stressDomainSettle = 3 * time.Second
 	// stressMaxLiveGangs bounds the load: beyond it, creating a gang turns
 	// into deleting one.
 	stressMaxLiveGangs  = 24
@@ -218,12 +213,12 @@ type stress struct {
 	s   *scenario
 	ctx context.Context
 	rng *rand.Rand
-	w   *invariantWatch
+	w   *testutil.GangWatch
 
 	gangs    []*stressGang
 	plains   []*stressPlain
 	nodes    []*stressNode
-	refused  map[string]bool
+	refused  map[string]string // pod -> its gang
 	counts   map[string]int
 	restarts int
 	owner    *v1.ConfigMap
@@ -251,7 +246,7 @@ func newStress(t *testing.T, c *cluster, cfg stressConfig) *stress {
 		cfg:       cfg,
 		tag:       fmt.Sprintf("[seed %d: replay with COSCHED_STRESS_SEED=%d COSCHED_STRESS_OPS=%d]", cfg.seed, cfg.seed, cfg.ops),
 		rng:       rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
-		refused:   map[string]bool{},
+		refused:   map[string]string{},
 		counts:    map[string]int{},
 		templates: map[string]*v1.Pod{},
 	}
@@ -272,9 +267,10 @@ func newStress(t *testing.T, c *cluster, cfg stressConfig) *stress {
 		st.fatalf("creating the owner of controller-owned members: %v", err)
 	}
 	st.owner = owner
-	st.w = startInvariantWatch(st)
+	st.w = testutil.WatchGangs(st.ctx, t, st.s.cs, st.s.ns, stressGrace,
+		testutil.TraceEpoch(st.start), testutil.FailurePrefix(st.tag), testutil.OnMemberDeleted(st.podGone))
 	for _, n := range st.nodes {
-		st.w.addNode(st.nodeObject(n))
+		st.w.AddNode(st.nodeObject(n))
 	}
 	st.installRefusalPolicy()
 	// The test's controller stops before the test ends.
@@ -433,15 +429,16 @@ func (st *stress) opCreateGang() string {
 		refuse = rng.IntN(g.size)
 	}
 	st.gangs = append(st.gangs, g)
+	st.w.TrackGang(testutil.Gang{Name: g.name, MinMember: int(g.minMember), Topology: g.topology, PodGroupLater: true})
+	st.w.Tracef(g.name, "created by the test: %s", g)
 	desc := g.String()
 	if refuse >= 0 {
 		desc += fmt.Sprintf(" refused=%s", g.member(refuse))
-		st.refused[g.member(refuse)] = true
-		st.w.setRefused(g.member(refuse), true)
+		st.refused[g.member(refuse)] = g.name
+		st.w.SetRefused(g.name, g.member(refuse), true)
 		st.writeRefusals()
 	}
 
-	st.w.track(g)
 	pods := make([]*v1.Pod, g.size)
 	st.mu.Lock()
 	for i := range pods {
@@ -484,7 +481,7 @@ func (st *stress) createPodGroup(g *stressGang) {
 	if g.topology != "" {
 		pg.Annotations = map[string]string{podgroup.TopologyKeyAnnotation: g.topology}
 	}
-	st.w.podGroupSet(g.name, g.minMember)
+	st.w.PodGroupSet(g.name, g.minMember)
 	if _, err := st.s.pg.SchedulingV1alpha1().PodGroups(st.s.ns).Create(st.ctx, pg, metav1.CreateOptions{}); err != nil {
 		st.errorf("creating PodGroup %s: %v", g.name, err)
 		return
@@ -559,7 +556,7 @@ func (st *stress) deleteGang(g *stressGang, why string) string {
 		delete(st.templates, g.member(i))
 	}
 	st.mu.Unlock()
-	st.w.gangDeleted(g.name)
+	st.w.DeletingGroup(g.name)
 	list, err := st.s.cs.CoreV1().Pods(st.s.ns).List(st.ctx, metav1.ListOptions{LabelSelector: podgroup.Label + "=" + g.name})
 	if err != nil {
 		st.errorf("listing the pods of %s: %v", g.name, err)
@@ -573,7 +570,7 @@ func (st *stress) deleteGang(g *stressGang, why string) string {
 	}
 	if g.pgExists {
 		g.pgExists = false
-		st.w.podGroupDeleted(g.name)
+		st.w.PodGroupDeleted(g.name)
 		if err := st.s.pg.SchedulingV1alpha1().PodGroups(st.s.ns).Delete(st.ctx, g.name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			st.errorf("deleting PodGroup %s: %v", g.name, err)
 		}
@@ -602,7 +599,7 @@ func (st *stress) deletePod(name, why string) string {
 }
 
 func (st *stress) deletePodObject(pod *v1.Pod, why string) bool {
-	st.w.deletingPod(pod, why)
+	st.w.DeletingPod(pod, why)
 	err := st.s.cs.CoreV1().Pods(st.s.ns).Delete(st.ctx, pod.Name, metav1.DeleteOptions{
 		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
 		GracePeriodSeconds: ptr.To[int64](0),
@@ -624,7 +621,7 @@ func (st *stress) opDeletePodGroup() string {
 	}
 	g := gangs[st.rng.IntN(len(gangs))]
 	g.pgExists = false
-	st.w.podGroupDeleted(g.name)
+	st.w.PodGroupDeleted(g.name)
 	if err := st.s.pg.SchedulingV1alpha1().PodGroups(st.s.ns).Delete(st.ctx, g.name, metav1.DeleteOptions{}); err != nil {
 		st.errorf("deleting PodGroup %s: %v", g.name, err)
 	}
@@ -650,7 +647,7 @@ func (st *stress) opEditMinMember() string {
 	g := gangs[st.rng.IntN(len(gangs))]
 	old := g.minMember
 	g.minMember = int32(1 + st.rng.IntN(g.size+1))
-	st.w.podGroupSet(g.name, g.minMember)
+	st.w.PodGroupSet(g.name, g.minMember)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		pg, err := st.s.pg.SchedulingV1alpha1().PodGroups(st.s.ns).Get(st.ctx, g.name, metav1.GetOptions{})
 		if err != nil {
@@ -694,7 +691,7 @@ func (st *stress) liveNodes() []*stressNode {
 func (st *stress) opAddNode() string {
 	n := st.drawNode()
 	obj := st.nodeObject(n)
-	st.w.addNode(obj)
+	st.w.AddNode(obj)
 	st.s.nodes = append(st.s.nodes, n.name) // the scenario deletes it at the end
 	if _, err := st.s.cs.CoreV1().Nodes().Create(st.ctx, obj, metav1.CreateOptions{}); err != nil {
 		st.errorf("creating node %s: %v", n.name, err)
@@ -750,11 +747,11 @@ func (st *stress) opRefuse() string {
 	}
 	g := gangs[st.rng.IntN(len(gangs))]
 	name := g.member(st.rng.IntN(g.size))
-	if st.refused[name] {
+	if _, ok := st.refused[name]; ok {
 		return name + ": refused already (skipped)"
 	}
-	st.refused[name] = true
-	st.w.setRefused(name, true)
+	st.refused[name] = g.name
+	st.w.SetRefused(g.name, name, true)
 	st.writeRefusals()
 	return fmt.Sprintf("bindings of %s refused from now (%s)", name, ownership(g))
 }
@@ -769,9 +766,10 @@ func (st *stress) opAllow() string {
 	}
 	sort.Strings(names)
 	name := names[st.rng.IntN(len(names))]
+	group := st.refused[name]
 	delete(st.refused, name)
 	st.writeRefusals()
-	st.w.setRefused(name, false)
+	st.w.SetRefused(group, name, false)
 	return "bindings of " + name + " allowed again"
 }
 
@@ -910,17 +908,17 @@ func (st *stress) waitProbe(refused bool) {
 // partly bound is caught by the watch.
 func (st *stress) quiesce() {
 	st.logf("quiet: allowing every binding, no more operations")
-	for n := range st.refused {
-		st.w.setRefused(n, false)
+	for pod, group := range st.refused {
+		st.w.SetRefused(group, pod, false)
 	}
-	st.refused = map[string]bool{}
+	st.refused = map[string]string{}
 	st.setRefusals(map[string]string{stressProbe: ""})
 	st.waitProbe(true)
 	st.setRefusals(nil)
 	st.waitProbe(false)
 	st.podGC()
 	time.Sleep(stressGrace + 2*time.Second)
-	st.logf("quiet for %s; partial episodes so far: %s", stressGrace+2*time.Second, st.w.stats())
+	st.logf("quiet for %s; partial episodes so far: %s", stressGrace+2*time.Second, st.w.Stats())
 }
 
 // quorumFits reports whether minMember members of g fit on the current
@@ -964,7 +962,7 @@ func (st *stress) drain() {
 	ns := st.s.ns
 	// A group partly bound now is judged before it is deleted: its episode
 	// ends, is excused, or outlives the grace.
-	if open := st.w.waitEpisodes(stressGrace + 5*time.Second); len(open) > 0 {
+	if open := st.w.WaitEpisodes(stressGrace + 5*time.Second); len(open) > 0 {
 		st.errorf("partial episodes neither ended nor were judged within %s: %v", stressGrace+5*time.Second, open)
 	}
 	for _, p := range st.plains {
@@ -1032,7 +1030,7 @@ func (st *stress) drain() {
 				fmt.Fprintf(&b, "\n  %s: %d bound\n%s", g, bound[g.name], st.explain(list.Items, g.name))
 			}
 			st.errorf("%d gangs whose quorum fits on the empty cluster did not bind within %s while nothing else completed:%s\nwatch traces:\n%s",
-				len(expected), stressStall, b.String(), st.w.traces(names(expected)))
+				len(expected), stressStall, b.String(), st.w.Traces(names(expected)...))
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -1196,637 +1194,4 @@ func (st *stress) podGone(name string) {
 			st.errorf("the test's controller could not recreate %s: %v", name, err)
 		}
 	}()
-}
-
-// --- the watch ---------------------------------------------------------------------
-
-// invariantWatch follows every pod of the namespace and judges
-// each tracked gang on every change (see TestGangInvariants).
-type invariantWatch struct {
-	st    *stress
-	grace time.Duration
-	start time.Time
-
-	mu          sync.Mutex
-	groups      map[string]*watchedGang
-	byTest      map[types.UID]string
-	refusals    map[string][]refusal
-	nodeLabels  map[string]map[string]string
-	violations  []string
-	episodes    int
-	excused     map[string]int
-	longest     time.Duration
-	longestOf   string
-	excuseCheck map[string]time.Time // last time the bind-failure excuse was looked up
-
-	stop     chan struct{}
-	done     chan struct{}
-	informer chan struct{}
-}
-
-type watchedGang struct {
-	name      string
-	owned     bool
-	topology  string
-	minMember int
-	hasPG     bool
-	members   map[string]*watchedMember
-	since     time.Time
-	excuse    string
-	flagged   bool
-	whole     bool
-	// domainCheckAt is when to check that the quorum shares a domain.
-	domainCheckAt time.Time
-	spanning      bool
-	trace         []string
-}
-
-type watchedMember struct {
-	uid       types.UID
-	node      string
-	nominated string
-	condition string
-}
-
-type refusal struct {
-	from, to time.Time // to is zero while the refusal lasts
-}
-
-func startInvariantWatch(st *stress) *invariantWatch {
-	st.t.Helper()
-	w := &invariantWatch{
-		st:          st,
-		grace:       stressGrace,
-		start:       st.start,
-		groups:      map[string]*watchedGang{},
-		byTest:      map[types.UID]string{},
-		refusals:    map[string][]refusal{},
-		nodeLabels:  map[string]map[string]string{},
-		excused:     map[string]int{},
-		excuseCheck: map[string]time.Time{},
-		stop:        make(chan struct{}),
-		done:        make(chan struct{}),
-		informer:    make(chan struct{}),
-	}
-	factory := informers.NewSharedInformerFactoryWithOptions(st.s.cs, 0, informers.WithNamespace(st.s.ns))
-	pods := factory.Core().V1().Pods().Informer()
-	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { w.observePod(obj, false) },
-		UpdateFunc: func(_, obj any) { w.observePod(obj, false) },
-		DeleteFunc: func(obj any) { w.observePod(obj, true) },
-	}); err != nil {
-		st.fatalf("watching pods: %v", err)
-	}
-	factory.Start(w.informer)
-	if !cache.WaitForCacheSync(w.informer, pods.HasSynced) {
-		st.fatalf("the watch never synced")
-	}
-	go w.tick()
-	st.t.Cleanup(w.close)
-	return w
-}
-
-func (w *invariantWatch) close() {
-	select {
-	case <-w.stop:
-		return
-	default:
-	}
-	close(w.informer)
-	close(w.stop)
-	<-w.done
-}
-
-func (w *invariantWatch) now() string {
-	return fmt.Sprintf("+%6.2fs", time.Since(w.start).Seconds())
-}
-
-// tracef appends to a gang's trace. Callers hold mu.
-func (w *invariantWatch) tracef(g *watchedGang, format string, args ...any) {
-	const keep = 80
-	g.trace = append(g.trace, w.now()+" "+fmt.Sprintf(format, args...))
-	if len(g.trace) > keep {
-		g.trace = g.trace[len(g.trace)-keep:]
-	}
-}
-
-func (w *invariantWatch) track(g *stressGang) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	wg := &watchedGang{
-		name: g.name, owned: g.owned, topology: g.topology, minMember: int(g.minMember),
-		members: map[string]*watchedMember{},
-	}
-	w.groups[g.name] = wg
-	w.tracef(wg, "created by the test: %s", g)
-}
-
-func (w *invariantWatch) gangDeleted(name string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if g, ok := w.groups[name]; ok {
-		w.tracef(g, "the test deletes the gang")
-		g.domainCheckAt = time.Time{}
-	}
-}
-
-func (w *invariantWatch) addNode(n *v1.Node) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.nodeLabels[n.Name] = n.Labels
-}
-
-func (w *invariantWatch) setRefused(pod string, on bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	rs := w.refusals[pod]
-	now := time.Now()
-	switch {
-	case on && (len(rs) == 0 || !rs[len(rs)-1].to.IsZero()):
-		w.refusals[pod] = append(rs, refusal{from: now})
-	case !on && len(rs) > 0 && rs[len(rs)-1].to.IsZero():
-		rs[len(rs)-1].to = now
-	}
-	if g, ok := w.groups[groupOfMember(pod)]; ok {
-		w.tracef(g, "bindings of %s refused=%v", pod, on)
-	}
-}
-
-// groupOfMember maps "g12-3" to "g12".
-func groupOfMember(pod string) string {
-	if i := strings.LastIndexByte(pod, '-'); i > 0 {
-		return pod[:i]
-	}
-	return pod
-}
-
-// refusedDuring reports whether the test refused pod's bindings at some
-// time in [from, to].
-func (w *invariantWatch) refusedDuring(pod string, from, to time.Time) bool {
-	for _, r := range w.refusals[pod] {
-		end := r.to
-		if end.IsZero() {
-			end = to
-		}
-		if !r.from.After(to) && !end.Before(from) {
-			return true
-		}
-	}
-	return false
-}
-
-func (w *invariantWatch) deletingPod(pod *v1.Pod, why string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.byTest[pod.UID] = why
-}
-
-func (w *invariantWatch) observePod(obj any, deleted bool) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	pod, ok := obj.(*v1.Pod)
-	if !ok {
-		return
-	}
-	name := pod.Labels[podgroup.Label]
-	if name == "" {
-		return
-	}
-	w.mu.Lock()
-	g, ok := w.groups[name]
-	if !ok {
-		w.mu.Unlock()
-		return
-	}
-	cause := ""
-	m := g.members[pod.Name]
-	switch {
-	case deleted:
-		if m == nil || m.uid != pod.UID {
-			w.mu.Unlock()
-			return
-		}
-		delete(g.members, pod.Name)
-		by, byTest := w.byTest[pod.UID]
-		delete(w.byTest, pod.UID)
-		if byTest {
-			w.tracef(g, "%s deleted (%s; was on %q)", pod.Name, by, m.node)
-			// An episode the test's deletion causes or prolongs is the
-			// test's: a bound member gone, or, for bare members, one that
-			// cannot come back while the others were being bound.
-			if m.node != "" || !g.owned {
-				cause = fmt.Sprintf("%s: %s deleted while on %q", by, pod.Name, m.node)
-			}
-		} else {
-			w.tracef(g, "%s deleted, not by the test (was on %q)", pod.Name, m.node)
-		}
-	case m == nil || m.uid != pod.UID:
-		g.members[pod.Name] = &watchedMember{uid: pod.UID, node: pod.Spec.NodeName}
-		w.tracef(g, "%s created (uid %s, node %q)", pod.Name, shortUID(pod.UID), pod.Spec.NodeName)
-	case m.node != pod.Spec.NodeName:
-		m.node = pod.Spec.NodeName
-		w.tracef(g, "%s bound to %s", pod.Name, pod.Spec.NodeName)
-	default:
-		// Not a change the invariants judge; the trace keeps what
-		// explains the scheduler's choices.
-		if pod.Status.NominatedNodeName != m.nominated {
-			m.nominated = pod.Status.NominatedNodeName
-			w.tracef(g, "%s nominated to %q", pod.Name, m.nominated)
-		}
-		if c := scheduledCondition(pod); c != m.condition {
-			m.condition = c
-			if c != "" {
-				w.tracef(g, "%s %s", pod.Name, c)
-			}
-		}
-		w.mu.Unlock()
-		return
-	}
-	if cause == "" && !g.hasPG {
-		cause = "no PodGroup (not created yet, or deleted by the test)"
-	}
-	w.judgeLocked(g, time.Now(), cause)
-	w.mu.Unlock()
-	if deleted && w.st != nil {
-		w.st.podGone(pod.Name)
-	}
-}
-
-// scheduledCondition is a pending pod's PodScheduled=False reason and
-// message, shortened.
-func scheduledCondition(pod *v1.Pod) string {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == v1.PodScheduled && c.Status == v1.ConditionFalse {
-			msg := c.Message
-			if len(msg) > 200 {
-				msg = msg[:200] + "..."
-			}
-			return "PodScheduled=False " + c.Reason + ": " + msg
-		}
-	}
-	return ""
-}
-
-func shortUID(uid types.UID) string {
-	s := string(uid)
-	if len(s) > 8 {
-		return s[:8]
-	}
-	return s
-}
-
-// podGroupSet tells the watch, before the API call, that the test creates
-// the gang's PodGroup or changes its minMember. The watch judges by what the
-// test did rather than by a second informer, whose events could come after
-// the pods' and make a binding look like it happened without a PodGroup.
-func (w *invariantWatch) podGroupSet(name string, minMember int32) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	g, ok := w.groups[name]
-	if !ok {
-		return
-	}
-	old, created := g.minMember, !g.hasPG
-	g.hasPG, g.minMember = true, int(minMember)
-	cause := ""
-	switch {
-	case created:
-		w.tracef(g, "PodGroup created with minMember %d", g.minMember)
-		cause = fmt.Sprintf("PodGroup created by the test with minMember %d", g.minMember)
-	case old != g.minMember:
-		w.tracef(g, "minMember %d -> %d", old, g.minMember)
-		if g.minMember > old {
-			// A goal raised while members are bound, or being bound.
-			cause = fmt.Sprintf("minMember raised by the test from %d to %d", old, g.minMember)
-		}
-	default:
-		return
-	}
-	w.judgeLocked(g, time.Now(), cause)
-}
-
-// podGroupDeleted tells the watch, before the API call, that the test
-// deletes the gang's PodGroup. Without it a group has no quorum to keep: an
-// episode open now, or one that opens before it is created again, is the
-// test's.
-func (w *invariantWatch) podGroupDeleted(name string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	g, ok := w.groups[name]
-	if !ok || !g.hasPG {
-		return
-	}
-	g.hasPG = false
-	w.tracef(g, "PodGroup deleted (minMember %d kept for judging)", g.minMember)
-	w.judgeLocked(g, time.Now(), "PodGroup deleted by the test")
-}
-
-func (g *watchedGang) bound() int {
-	n := 0
-	for _, m := range g.members {
-		if m.node != "" {
-			n++
-		}
-	}
-	return n
-}
-
-func (g *watchedGang) partial() bool {
-	n := g.bound()
-	return n > 0 && n < g.minMember
-}
-
-func (g *watchedGang) describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d bound of %d members, minMember %d, %s", g.bound(), len(g.members), g.minMember, map[bool]string{true: "owned", false: "bare"}[g.owned])
-	if g.topology != "" {
-		fmt.Fprintf(&b, ", topology %s", g.topology)
-	}
-	if !g.hasPG {
-		b.WriteString(", no PodGroup")
-	}
-	return b.String()
-}
-
-// judgeLocked opens or closes the gang's partial episode. cause, when set,
-// is the test's own change that this judgement follows.
-func (w *invariantWatch) judgeLocked(g *watchedGang, now time.Time, cause string) {
-	partial := g.partial()
-	excused := g.excuse != ""
-	switch {
-	case partial && g.since.IsZero():
-		g.since, g.excuse, g.flagged = now, "", false
-		w.episodes++
-		if cause != "" {
-			g.excuse = cause
-			w.tracef(g, "partial episode opens, excused (%s): %s", cause, g.describe())
-		} else {
-			w.tracef(g, "partial episode opens: %s", g.describe())
-		}
-	case partial && cause != "" && g.excuse == "":
-		g.excuse = cause
-		w.tracef(g, "episode excused (%s): %s", cause, g.describe())
-	case !partial && !g.since.IsZero():
-		d := now.Sub(g.since)
-		if g.excuse == "" && d > w.longest {
-			w.longest, w.longestOf = d, g.name
-		}
-		if g.excuse != "" {
-			w.excused[excuseKind(g.excuse)]++
-		}
-		w.tracef(g, "partial episode ends after %s: %s", d.Round(time.Millisecond), g.describe())
-		g.since, g.excuse, g.flagged = time.Time{}, "", false
-	}
-	whole := g.minMember > 0 && g.bound() >= g.minMember
-	switch {
-	case whole && !g.whole && !excused && cause == "" && g.topology != "":
-		// Judged once the burst of binds settles (tick): the admitted
-		// members bind in any order.
-		g.domainCheckAt = now.Add(stressDomainSettle)
-	case !whole || cause != "":
-		g.domainCheckAt = time.Time{}
-	}
-	g.whole = whole
-}
-
-func excuseKind(excuse string) string {
-	switch {
-	case strings.HasPrefix(excuse, "GangBindFailed"):
-		return "bare bind failure"
-	case strings.Contains(excuse, "minMember"):
-		return "minMember raised"
-	case strings.Contains(excuse, "PodGroup"):
-		return "PodGroup deleted or created again"
-	default:
-		return "deleted by the test"
-	}
-}
-
-// checkDomainLocked runs stressDomainSettle after a gang with a topology
-// key became whole by cosched's doing, if it is still whole and the test did
-// nothing to it since: minMember of its bound members must share one domain
-// (the plan places the quorum; members beyond it may join elsewhere).
-func (w *invariantWatch) checkDomainLocked(g *watchedGang) {
-	if g.topology == "" || g.spanning {
-		return
-	}
-	domains := map[string][]string{}
-	largest := 0
-	for name, m := range g.members {
-		if m.node == "" {
-			continue
-		}
-		value, ok := w.nodeLabels[m.node][g.topology]
-		if !ok {
-			value = "<no " + g.topology + " on " + m.node + ">"
-		}
-		domains[value] = append(domains[value], name+"@"+m.node)
-		largest = max(largest, len(domains[value]))
-	}
-	if largest < g.minMember {
-		g.spanning = true
-		for _, d := range domains {
-			sort.Strings(d)
-		}
-		w.violate(g, fmt.Sprintf("%s (topology %s, minMember %d) became whole, and %s later no domain holds its quorum: %v", g.name, g.topology, g.minMember, stressDomainSettle, domains))
-	}
-}
-
-// violate records a violation with the gang's trace. Callers hold mu.
-func (w *invariantWatch) violate(g *watchedGang, what string) {
-	msg := fmt.Sprintf("%s at %s\n  trace of %s:\n    %s", what, w.now(), g.name, strings.Join(g.trace, "\n    "))
-	w.violations = append(w.violations, msg)
-	w.st.t.Logf("VIOLATION %s %s", w.st.tag, msg)
-}
-
-func (w *invariantWatch) tick() {
-	defer close(w.done)
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		type overdue struct {
-			name  string
-			since time.Time
-			owned bool
-		}
-		var late []overdue
-		w.mu.Lock()
-		for _, g := range w.groups {
-			if !g.domainCheckAt.IsZero() && now.After(g.domainCheckAt) {
-				g.domainCheckAt = time.Time{}
-				w.checkDomainLocked(g)
-			}
-		}
-		for name, g := range w.groups {
-			if !g.since.IsZero() && g.excuse == "" && !g.flagged && now.Sub(g.since) > w.grace {
-				late = append(late, overdue{name, g.since, g.owned})
-			}
-		}
-		w.mu.Unlock()
-		for _, o := range late {
-			excuse := ""
-			if !o.owned {
-				excuse = w.bindFailureExcuse(o.name, o.since)
-			}
-			events := ""
-			if excuse == "" {
-				events = testutil.NamespaceEvents(w.st.ctx, w.st.s.cs, w.st.s.ns)
-			}
-			w.mu.Lock()
-			g := w.groups[o.name]
-			if g.since.Equal(o.since) && g.excuse == "" && !g.flagged {
-				if excuse != "" {
-					g.excuse = excuse
-					w.tracef(g, "episode excused: %s", excuse)
-				} else {
-					g.flagged = true
-					w.violate(g, fmt.Sprintf("%s stayed partly bound (%s) for more than %s\n  events of %s:\n%s",
-						g.name, g.describe(), w.grace, o.name, filterEvents(events, o.name)))
-				}
-			}
-			w.mu.Unlock()
-		}
-	}
-}
-
-// bindFailureExcuse finds the documented exception for a bare gang: a
-// GangBindFailed event on its PodGroup naming a member whose binding the
-// test refused. It returns the excuse, or "".
-func (w *invariantWatch) bindFailureExcuse(group string, since time.Time) string {
-	list, err := w.st.s.cs.EventsV1().Events(w.st.s.ns).List(w.st.ctx, metav1.ListOptions{})
-	if err != nil {
-		return ""
-	}
-	prefix := "member " + w.st.s.ns + "/"
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, e := range list.Items {
-		if e.Regarding.Kind != "PodGroup" || e.Regarding.Name != group || e.Reason != "GangBindFailed" {
-			continue
-		}
-		at := e.EventTime.Time
-		if e.Series != nil {
-			at = e.Series.LastObservedTime.Time
-		}
-		if at.IsZero() {
-			at = e.DeprecatedLastTimestamp.Time
-		}
-		if at.Before(since.Add(-5 * time.Second)) {
-			continue
-		}
-		rest, ok := strings.CutPrefix(e.Note, prefix)
-		if !ok {
-			continue
-		}
-		member, _, _ := strings.Cut(rest, " ")
-		if w.refusedDuring(member, since.Add(-w.grace), time.Now()) {
-			return fmt.Sprintf("GangBindFailed for %s, whose binding the test refused: bare siblings keep their nodes (docs/reliability.md)", member)
-		}
-	}
-	return ""
-}
-
-func filterEvents(all, group string) string {
-	var out []string
-	for _, line := range strings.Split(all, "\n") {
-		if strings.Contains(line, "PodGroup/"+group+" ") || strings.Contains(line, "Pod/"+group+"-") {
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-// waitEpisodes waits until no gang has a partial episode that is neither
-// excused nor flagged, and returns the gangs that still have one after
-// timeout.
-func (w *invariantWatch) waitEpisodes(timeout time.Duration) []string {
-	var open []string
-	_ = wait.PollUntilContextTimeout(w.st.ctx, 250*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		open = nil
-		for name, g := range w.groups {
-			if !g.since.IsZero() && g.excuse == "" && !g.flagged {
-				open = append(open, name)
-			}
-		}
-		sort.Strings(open)
-		return len(open) == 0, nil
-	})
-	return open
-}
-
-// traces returns the traces of the named gangs.
-func (w *invariantWatch) traces(groups []string) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var b strings.Builder
-	for _, name := range groups {
-		if g, ok := w.groups[name]; ok {
-			fmt.Fprintf(&b, "  %s (%s):\n    %s\n", name, g.describe(), strings.Join(g.trace, "\n    "))
-		}
-	}
-	return b.String()
-}
-
-func (w *invariantWatch) stats() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var ex []string
-	for k, n := range w.excused {
-		ex = append(ex, fmt.Sprintf("%s %d", k, n))
-	}
-	sort.Strings(ex)
-	return fmt.Sprintf("%d partial episodes, the longest not excused %s (%s); excused: [%s]",
-		w.episodes, w.longest.Round(time.Millisecond), w.longestOf, strings.Join(ex, ", "))
-}
-
-// check waits until the watch agrees with a fresh list of the API server,
-// then fails the test for every violation and, when the cluster is at rest,
-// for every gang partly bound now without an excuse.
-func (w *invariantWatch) check(atRest bool) {
-	st := w.st
-	st.t.Helper()
-	var lag string
-	err := wait.PollUntilContextTimeout(st.ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		bound, total, err := testutil.BoundByGroup(ctx, st.s.cs, st.s.ns, "")
-		if err != nil {
-			return false, nil
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		for name, g := range w.groups {
-			if g.bound() != bound[name] || len(g.members) != total[name] {
-				lag = fmt.Sprintf("%s: watch %s, API server %d bound of %d", name, g.describe(), bound[name], total[name])
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		st.errorf("the watch did not catch up with the API server within a minute (%s)", lag)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, v := range w.violations {
-		st.errorf("invariant violated: %s", v)
-	}
-	var partial []string
-	for name, g := range w.groups {
-		if atRest && g.partial() && g.excuse == "" && !g.flagged {
-			partial = append(partial, name)
-		}
-	}
-	sort.Strings(partial)
-	for _, name := range partial {
-		g := w.groups[name]
-		st.errorf("all-or-nothing violated: %s is partly bound (%s)\n  trace:\n    %s", name, g.describe(), strings.Join(g.trace, "\n    "))
-	}
 }
