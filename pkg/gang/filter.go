@@ -194,7 +194,7 @@ func (pl *CoschedGang) placedDomain(key, topologyKey string, self types.UID) (va
 		}
 	}
 	for _, m := range pl.memberPods(key) {
-		if m.Spec.NodeName != "" && m.UID != self && m.DeletionTimestamp == nil {
+		if phaseOf(m) == memberBound && m.UID != self {
 			onNodes.Insert(m.Spec.NodeName)
 		}
 	}

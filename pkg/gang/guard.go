@@ -63,7 +63,7 @@ func (pl *CoschedGang) evictBelowQuorum(key string, victim *v1.Pod) {
 	}
 	var remaining []*v1.Pod
 	for _, m := range pl.memberPods(key) {
-		if m.Spec.NodeName != "" && m.DeletionTimestamp == nil && !preemptedByScheduler(m) {
+		if phaseOf(m) == memberBound && !preemptedByScheduler(m) {
 			remaining = append(remaining, m)
 		}
 	}

@@ -193,14 +193,11 @@ func (pl *CoschedGang) membersToPlace(key string, pg *schedv1alpha1.PodGroup, po
 	bound := 0
 	var pending []*v1.Pod
 	for _, m := range pl.attemptMembers(key) {
-		if m.DeletionTimestamp != nil {
+		switch {
+		case phaseOf(m) == memberDeleting, m.UID == pod.UID:
 			continue
-		}
-		if m.Spec.NodeName != "" {
+		case phaseOf(m) == memberBound:
 			bound++
-			continue
-		}
-		if m.UID == pod.UID {
 			continue
 		}
 		if m.Spec.SchedulerName == pod.Spec.SchedulerName {

@@ -160,7 +160,7 @@ func memberDisagreement(members []*v1.Pod) (schedulers, priorities string) {
 	byScheduler := map[string][]string{}
 	byPriority := map[string][]string{}
 	for _, m := range members {
-		if m.DeletionTimestamp != nil {
+		if phaseOf(m) == memberDeleting {
 			continue
 		}
 		byScheduler[m.Spec.SchedulerName] = append(byScheduler[m.Spec.SchedulerName], m.Name)
@@ -276,7 +276,7 @@ func (pl *CoschedGang) minResourcesShortfall(pg *schedv1alpha1.PodGroup, nodes [
 	// Members already placed hold part of minResources themselves.
 	held := capacity.Vector{}
 	for _, pod := range pl.attemptMembers(podgroup.Key(pg.Namespace, pg.Name)) {
-		if pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil {
+		if phaseOf(pod) == memberBound {
 			held = held.Add(capacity.RequestOf(pod))
 		}
 	}

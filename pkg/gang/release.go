@@ -37,10 +37,10 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 	// and bound while the group still ran counts too).
 	var kept []*v1.Pod
 	for _, m := range pl.memberPods(key) {
-		if m.UID == failed.UID || m.DeletionTimestamp != nil {
+		if m.UID == failed.UID || phaseOf(m) == memberDeleting {
 			continue
 		}
-		if admitted.Has(m.UID) || m.Spec.NodeName != "" {
+		if admitted.Has(m.UID) || phaseOf(m) == memberBound {
 			kept = append(kept, m)
 		}
 	}
