@@ -4,8 +4,8 @@
 // The planner knows nothing about the scheduler. It asks a Simulator, opened
 // afresh for each candidate domain, whether a member fits a node given the
 // members already planned there, and tells it where each member goes. The
-// gang plugin backs the Simulator with the scheduler's own Filter plugins;
-// tests back it with plain resource vectors.
+// gang plugin backs the Simulator with the scheduler's own Filter plugins
+// (pkg/simulation); tests back it with plain resource vectors.
 package placement
 
 import (

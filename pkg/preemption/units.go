@@ -4,9 +4,10 @@
 //
 // It holds the rules shared by both kinds of preemptor (victim units, their
 // order, the choice of the fewest and cheapest victims, PodDisruptionBudget
-// budgets and eviction) and the CoschedPreemption plugin, which replaces
-// DefaultPreemption for pods outside pending gangs. Pending gangs preempt
-// through CoschedGang, which knows the group.
+// budgets and eviction), gang preemption's search for room (SearchRoom) and
+// the CoschedPreemption plugin, which replaces DefaultPreemption for pods
+// outside pending gangs. Pending gangs preempt through CoschedGang, which
+// knows the group and asks SearchRoom.
 package preemption
 
 import (

@@ -39,7 +39,10 @@ type Simulator struct {
 	ctx     context.Context
 	fw      Framework
 	members []*v1.Pod
-	shapes  []shape
+	// placeable[m] is member m's PodInfo with its resources computed, made
+	// on its first Place and copied for each later one.
+	placeable []*framework.PodInfo
+	shapes    []shape
 	// memberShape[m] indexes shapes.
 	memberShape []int
 	// view[n] is the snapshot's node n until the first change to it, then
@@ -61,7 +64,7 @@ type change struct {
 // New runs the PreFilter plugins once per shape of members and starts a
 // simulation of nodes as they are. nodes must all have a Node.
 func New(ctx context.Context, fw Framework, members []*v1.Pod, nodes []fwk.NodeInfo) *Simulator {
-	s := &Simulator{ctx: ctx, fw: fw, members: members, view: append([]fwk.NodeInfo(nil), nodes...),
+	s := &Simulator{ctx: ctx, fw: fw, members: members, placeable: make([]*framework.PodInfo, len(members)), view: append([]fwk.NodeInfo(nil), nodes...),
 		copied: make([]bool, len(nodes)), byName: make(map[string]int, len(nodes))}
 	for i, ni := range nodes {
 		s.byName[ni.Node().Name] = i
@@ -103,17 +106,34 @@ func (s *Simulator) Fits(m, n int) bool {
 // Place puts member m on node n until Revert takes it off again.
 func (s *Simulator) Place(m, n int) {
 	ni := s.writable(n)
-	// A shallow copy is enough: only the node name differs, and nothing
-	// here writes to the pod.
-	pod := *s.members[m]
-	pod.Spec.NodeName = ni.Node().Name
-	pi, err := framework.NewPodInfo(&pod)
-	if err != nil {
+	pi := s.placed(m, ni.Node().Name)
+	if pi == nil {
 		return
 	}
 	ni.AddPodInfo(pi)
 	s.tell(pi, ni, true)
 	s.changes = append(s.changes, change{node: n, pod: pi, placed: true})
+}
+
+// placed returns member m as a pod bound to node. Only the node name
+// differs between placements, so each is a shallow copy of one PodInfo
+// whose affinity terms and resources are worked out once; nothing here
+// writes to the pod.
+func (s *Simulator) placed(m int, node string) fwk.PodInfo {
+	tmpl := s.placeable[m]
+	if tmpl == nil {
+		var err error
+		if tmpl, err = framework.NewPodInfo(s.members[m]); err != nil {
+			return nil
+		}
+		tmpl.CalculateResource() // cached in tmpl, shared by its copies
+		s.placeable[m] = tmpl
+	}
+	pod := *tmpl.Pod
+	pod.Spec.NodeName = node
+	pi := *tmpl
+	pi.Pod = &pod
+	return &pi
 }
 
 // Remove takes pod off its node until Revert puts it back. A pod on a node
