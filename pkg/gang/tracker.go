@@ -3,6 +3,7 @@ package gang
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -23,6 +24,9 @@ type groupTracker struct {
 	// synced reports whether the pod handlers have seen the informer's
 	// first list; until then the members may lack pods the cache holds.
 	synced func() bool
+	// hasSynced caches synced's answer once it is true (it never goes
+	// back), so the extension points that ask per member skip the lock.
+	hasSynced atomic.Bool
 	// order holds each tracked group's rejectedAt (a time.Time), written
 	// under mu, read without it.
 	order sync.Map
@@ -649,15 +653,23 @@ func (t *groupTracker) setSynced(synced func() bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.synced = synced
+	t.hasSynced.Store(false)
 }
 
 // ready reports whether the members hold every pod the pod cache held when
 // the informer started.
 func (t *groupTracker) ready() bool {
+	if t.hasSynced.Load() {
+		return true
+	}
 	t.mu.Lock()
 	synced := t.synced
 	t.mu.Unlock()
-	return synced != nil && synced()
+	if synced == nil || !synced() {
+		return false
+	}
+	t.hasSynced.Store(true)
+	return true
 }
 
 // memberSeen records pod, a member of key, as the pod cache now shows it.
