@@ -33,7 +33,7 @@ test: verify test-unit test-integration test-e2e test-operators test-compat-olde
 
 ## test-unit: fast, table-driven tests of every package, and the static checks of manifests/ and the Dockerfile
 test-unit:
-	$(GOTEST) -count=1 ./pkg/... ./cmd/... ./hack/qps/... ./test/manifests/... ./test/testutil/...
+	$(GOTEST) -count=1 ./pkg/... ./cmd/... ./hack/qps/... ./hack/layers/... ./test/manifests/... ./test/testutil/...
 
 ## test-integration: the scheduler against an in-process kube-apiserver and a real etcd
 # make test replays one seed of the randomized invariant test (TestGangInvariants) as a
@@ -44,10 +44,11 @@ test-integration: etcd build
 	COSCHED_BIN=$(CURDIR)/bin/cosched COSCHED_STRESS_SEED=$(or $(STRESS_SEED),$(CI_STRESS_SEED)) \
 		$(GOTEST) -count=1 -timeout 30m ./test/integration/...
 
-## verify: formatting, vet, generated CRD and ConfigMap up to date, helm lint/template of charts/cosched and its drift test against manifests/
+## verify: formatting, vet, pkg/gang's files referencing each other one way (hack/layers), generated CRD and ConfigMap up to date, helm lint/template of charts/cosched and its drift test against manifests/
 verify:
 	@unformatted=$$(gofmt -l cmd pkg test hack); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet -trimpath ./...
+	$(GO) run -trimpath ./hack/layers
 	hack/verify-crds.sh
 	hack/verify-manifests.sh
 	hack/verify-chart.sh

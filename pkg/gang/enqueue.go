@@ -3,7 +3,6 @@ package gang
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -52,32 +51,6 @@ func (pl *CoschedGang) EventsToRegister(context.Context) ([]fwk.ClusterEventWith
 		// minResources, can release the group.
 		{Event: fwk.ClusterEvent{Resource: podgroup.EventResource, ActionType: fwk.Add | fwk.Update}, QueueingHintFn: pl.isSchedulableAfterPodGroupChange},
 	}, nil
-}
-
-// hintMemo remembers the quorum verdict for the event being fanned out: the
-// queue asks the same question for every rejected member of a group, and
-// counting the group once per event instead of once per member keeps a
-// 1000-pod group's arrival quadratic rather than cubic.
-type hintMemo struct {
-	mu     sync.Mutex
-	event  any
-	key    string
-	quorum bool
-}
-
-func (m *hintMemo) get(event any, key string) (bool, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.event == event && m.key == key {
-		return m.quorum, true
-	}
-	return false, false
-}
-
-func (m *hintMemo) set(event any, key string, quorum bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.event, m.key, m.quorum = event, key, quorum
 }
 
 func (pl *CoschedGang) isSchedulableAfterMemberAdded(logger klog.Logger, pod *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {

@@ -25,30 +25,6 @@ import (
 // outside the plan. Without Filter the member would land there, outside the
 // domain its siblings were planned into (R2 in docs/design.md).
 
-// planStateKey carries a planned member's allowed nodes from PreFilter to
-// Filter in the cycle state.
-const planStateKey fwk.StateKey = Name + "/plan"
-
-// planState is a planned member's share of its group's plan: its allowed
-// nodes, or, for a member joining a group already placed (no plan), the
-// topology domain its placed siblings share.
-type planState struct {
-	group  string
-	domain string
-	nodes  sets.Set[string]
-	// topologyKey is set for a joiner: a node passes when its label
-	// topologyKey has the value domain.
-	topologyKey string
-	// outside is the joiner's rejection message, built once.
-	outside string
-	// planned: nodes is the member's own planned node, so failing it means
-	// the plan went stale (PostFilter).
-	planned bool
-}
-
-// Clone shares the state: it is never changed after PreFilter.
-func (s *planState) Clone() fwk.StateData { return s }
-
 // Filter keeps a member of a planned group on the nodes its plan allows.
 // Pods outside any group never get here (PreFilter skips them); members of
 // groups without a plan pass every node.
@@ -81,16 +57,6 @@ func (pl *CoschedGang) Filter(_ context.Context, state fwk.CycleState, _ *v1.Pod
 		msg += fmt.Sprintf(" (domain %s)", ps.domain)
 	}
 	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, msg)
-}
-
-// planStateOf returns the member's plan share PreFilter wrote, nil if none.
-func planStateOf(state fwk.CycleState) *planState {
-	data, err := state.Read(planStateKey)
-	if err != nil {
-		return nil
-	}
-	ps, _ := data.(*planState)
-	return ps
 }
 
 // planFor narrows a member of a planned group to its planned node, or to

@@ -12,11 +12,12 @@ package gang
 
 import (
 	"context"
-	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -27,14 +28,12 @@ import (
 
 	"github.com/cosched/cosched/pkg/apis/config"
 	"github.com/cosched/cosched/pkg/podgroup"
+	"github.com/cosched/cosched/pkg/preemption"
 )
 
 // Name is the plugin's name in the registry and in scheduler configs.
 // Upstream's in-tree plugin already owns "GangScheduling".
 const Name = "CoschedGang"
-
-// maxPermitWait is the framework's cap on a Permit wait.
-const maxPermitWait = 15 * time.Minute
 
 // informerSyncTimeout is how long PodGroups may take to list once the
 // scheduler started its informers before cosched says, in its log, what is
@@ -72,65 +71,6 @@ var (
 	_ fwk.EnqueueExtensions = &CoschedGang{}
 	_ fwk.SignPlugin        = &CoschedGang{}
 )
-
-// newPlugin wires the plugin to its informers; tests call it with fakes.
-func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
-	groups := newGroupTracker()
-	reportWhileRunning(ctx, groups)
-	pl, err := buildPlugin(ctx, handle, args, pgLister, groups)
-	if err != nil {
-		return nil, err
-	}
-	return pl, pl.watch(pgInformer)
-}
-
-// buildPlugin makes a plugin instance over the given group memory.
-func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, groups *groupTracker) (*CoschedGang, error) {
-	podInformer := handle.SharedInformerFactory().Core().V1().Pods().Informer()
-	if err := podgroup.AddIndex(podInformer); err != nil {
-		return nil, fmt.Errorf("indexing pods by group: %w", err)
-	}
-	registerMetrics()
-	return &CoschedGang{
-		ctx:       ctx,
-		handle:    handle,
-		args:      args,
-		podGroups: pgLister,
-		pods:      podInformer.GetIndexer(),
-		groups:    groups,
-		clock:     clock.RealClock{},
-	}, nil
-}
-
-// watch makes pl react to pod and PodGroup changes that end or release a
-// group's attempt. One instance per scheduler watches: the reactions act on
-// the shared group memory and the shared queue, so more would only repeat
-// them.
-func (pl *CoschedGang) watch(pgInformer cache.SharedIndexInformer) error {
-	podInformer := pl.handle.SharedInformerFactory().Core().V1().Pods().Informer()
-	reg, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    pl.onPodAdd,
-		UpdateFunc: pl.onPodUpdate,
-		DeleteFunc: pl.onPodDelete,
-	})
-	if err != nil {
-		return err
-	}
-	pl.groups.setSynced(reg.HasSynced)
-	nodeInformer := pl.handle.SharedInformerFactory().Core().V1().Nodes().Informer()
-	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: pl.onNodeUpdate, DeleteFunc: pl.onNodeDelete}); err != nil {
-		return err
-	}
-	if pgInformer == nil {
-		return nil
-	}
-	_, err = pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    pl.onPodGroupAdd,
-		UpdateFunc: pl.onPodGroupUpdate,
-		DeleteFunc: pl.onPodGroupDelete,
-	})
-	return err
-}
 
 // Name returns the plugin's name.
 func (pl *CoschedGang) Name() string { return Name }
@@ -268,4 +208,84 @@ func (pl *CoschedGang) activatePending(logger klog.Logger, key string) {
 	if len(pods) > 0 {
 		pl.handle.Activate(logger, pods)
 	}
+}
+
+// evictor takes victims for this plugin, with events on their PodGroups.
+func (pl *CoschedGang) evictor() *preemption.Evictor {
+	return &preemption.Evictor{
+		Client:      pl.handle.ClientSet(),
+		Recorder:    pl.handle.EventRecorder(),
+		Waiting:     func(uid types.UID) fwk.WaitingPod { return pl.handle.GetWaitingPod(uid) },
+		GroupObject: pl.podGroupObject,
+		PluginName:  Name,
+	}
+}
+
+// nominatedPodsOn returns the pods nominated to a node, whole: the queue
+// knows the pods it holds, and for a pod it does not hold at the moment
+// (one in its scheduling cycle) returns only its name, so the pod cache
+// fills in the rest.
+func (pl *CoschedGang) nominatedPodsOn(nodeName string) []*v1.Pod {
+	infos := pl.handle.NominatedPodsForNode(nodeName)
+	out := make([]*v1.Pod, 0, len(infos))
+	for _, pi := range infos {
+		p := pi.GetPod()
+		if len(p.Spec.Containers) == 0 {
+			obj, ok, err := pl.pods.GetByKey(p.Namespace + "/" + p.Name)
+			cached, isPod := obj.(*v1.Pod)
+			if err != nil || !ok || !isPod || cached.UID != p.UID {
+				continue
+			}
+			p = cached
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// hintMemo remembers the quorum verdict for the event being fanned out: the
+// queue asks the same question for every rejected member of a group, and
+// counting the group once per event instead of once per member keeps a
+// 1000-pod group's arrival quadratic rather than cubic.
+type hintMemo struct {
+	mu     sync.Mutex
+	event  any
+	key    string
+	quorum bool
+}
+
+func (m *hintMemo) get(event any, key string) (bool, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.event == event && m.key == key {
+		return m.quorum, true
+	}
+	return false, false
+}
+
+func (m *hintMemo) set(event any, key string, quorum bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.event, m.key, m.quorum = event, key, quorum
+}
+
+// topologyKeyOf returns the domain label the group must share when the
+// atomic strategy applies to it, else "".
+func (pl *CoschedGang) topologyKeyOf(pg *schedv1alpha1.PodGroup, member *v1.Pod) string {
+	if pl.args.PlacementStrategy != config.PlacementAtomic || pg == nil {
+		return ""
+	}
+	return podgroup.TopologyKey(pg, member)
+}
+
+func (pl *CoschedGang) podGroupObject(key string) runtime.Object {
+	ns, name, ok := strings.Cut(key, "/")
+	if !ok {
+		return nil
+	}
+	pg, err := pl.podGroups.PodGroups(ns).Get(name)
+	if err != nil {
+		return nil
+	}
+	return pg
 }

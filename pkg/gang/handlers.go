@@ -71,23 +71,6 @@ func (pl *CoschedGang) onPodUpdate(oldObj, newObj any) {
 	}
 }
 
-// endBindFailures ends the group's streak of bind failures once its quorum is
-// bound and nothing of it is still in flight (a bind, a deletion or a joiner's
-// Permit can be the moment). Only a group with a streak pays for the count.
-func (pl *CoschedGang) endBindFailures(key string) {
-	if pl.groups.bindFailures(key) == 0 || pl.groups.reservedCount(key) > 0 {
-		return
-	}
-	ns, name, _ := cache.SplitMetaNamespaceKey(key)
-	pg, err := pl.podGroups.PodGroups(ns).Get(name)
-	if err != nil {
-		return
-	}
-	if pl.countMembers(key, nil, false).bound >= podgroup.MinMember(pg) {
-		pl.groups.ranWhole(key)
-	}
-}
-
 // onPodDelete forgets a deleted member's reservation and rejects the group's
 // waiting members when the deletion leaves the group short of its quorum.
 //
@@ -211,34 +194,6 @@ func (pl *CoschedGang) onPodGroupDelete(obj any) {
 		return
 	}
 	pl.forgetGroup(podgroup.Key(pg.Namespace, pg.Name))
-}
-
-// forgetGroup forgets a group whose PodGroup is gone and rejects its waiting
-// members.
-func (pl *CoschedGang) forgetGroup(key string) {
-	if n := pl.rejectWaiting(pl.groups.forget(key), fmt.Sprintf("PodGroup %s was deleted", key)); n > 0 {
-		groupRejections.WithLabelValues("podgroup_deleted").Inc()
-		klog.FromContext(pl.ctx).V(2).Info("PodGroup deleted while members waited", "podGroup", key, "rejected", n)
-	}
-}
-
-// forgetIfGone drops what the group memory holds for key once nothing can
-// use it. Calls that may create a group's entry (a rejection, a plan, a
-// preemption, an Unreserve) end with it, because they can run after the
-// delete event that would have dropped the entry: a PreFilter that read the
-// PodGroup before it was deleted rejects it after. The handlers update the
-// caches before they run, so either this call sees the PodGroup or its last
-// pod gone, or the handler runs after the entry was made and drops it.
-func (pl *CoschedGang) forgetIfGone(key string) {
-	if !pl.groups.has(key) {
-		return // nothing to forget; spares a member scan on every delete
-	}
-	ns, name, _ := cache.SplitMetaNamespaceKey(key)
-	if _, err := pl.podGroups.PodGroups(ns).Get(name); err != nil {
-		pl.forgetGroup(key)
-		return
-	}
-	pl.groups.forgetHistoryIfNoMembers(key)
 }
 
 // onNodeDelete fails the attempts of groups whose waiting members reserved

@@ -1,6 +1,8 @@
 package gang
 
 import (
+	"time"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -105,4 +107,18 @@ func (s *memberSet) unplaced(reserved map[types.UID]reservation) []*v1.Pod {
 		}
 	}
 	return out
+}
+
+// reservation is one member's hold on a node.
+type reservation struct {
+	node string
+	// admitted is set once the member was let through Permit.
+	admitted bool
+	// waiting is set while the member waits at Permit for its quorum;
+	// admission or rejection ends it. A member that joins a running group
+	// never waits.
+	waiting bool
+	// since is wall-clock time, used only to measure how long rejected
+	// members held their room.
+	since time.Time
 }

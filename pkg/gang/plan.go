@@ -5,14 +5,12 @@ import (
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
-	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
-	"github.com/cosched/cosched/pkg/apis/config"
 	"github.com/cosched/cosched/pkg/capacity"
 	"github.com/cosched/cosched/pkg/placement"
-	"github.com/cosched/cosched/pkg/podgroup"
 	"github.com/cosched/cosched/pkg/simulation"
 )
 
@@ -25,15 +23,6 @@ import (
 // simulationKey marks the cycle state of a planning or preemption
 // simulation, in which this plugin's own PreFilter must stand aside.
 const simulationKey = simulation.StateKey
-
-// topologyKeyOf returns the domain label the group must share when the
-// atomic strategy applies to it, else "".
-func (pl *CoschedGang) topologyKeyOf(pg *schedv1alpha1.PodGroup, member *v1.Pod) string {
-	if pl.args.PlacementStrategy != config.PlacementAtomic || pg == nil {
-		return ""
-	}
-	return podgroup.TopologyKey(pg, member)
-}
 
 // planGroup plans the pending members into one domain of topologyKey (into
 // the domain whose value is only, when that is set), or, with topologyKey
@@ -96,4 +85,38 @@ func planningInput(topologyKey, only string, need int, nodes []fwk.NodeInfo) (pl
 		in.Domains[d].Nodes = append(in.Domains[d].Nodes, len(in.Nodes)-1)
 	}
 	return in, infos
+}
+
+// planStateKey carries a planned member's allowed nodes from PreFilter to
+// Filter in the cycle state.
+const planStateKey fwk.StateKey = Name + "/plan"
+
+// planState is a planned member's share of its group's plan: its allowed
+// nodes, or, for a member joining a group already placed (no plan), the
+// topology domain its placed siblings share.
+type planState struct {
+	group  string
+	domain string
+	nodes  sets.Set[string]
+	// topologyKey is set for a joiner: a node passes when its label
+	// topologyKey has the value domain.
+	topologyKey string
+	// outside is the joiner's rejection message, built once.
+	outside string
+	// planned: nodes is the member's own planned node, so failing it means
+	// the plan went stale (PostFilter).
+	planned bool
+}
+
+// Clone shares the state: it is never changed after PreFilter.
+func (s *planState) Clone() fwk.StateData { return s }
+
+// planStateOf returns the member's plan share PreFilter wrote, nil if none.
+func planStateOf(state fwk.CycleState) *planState {
+	data, err := state.Read(planStateKey)
+	if err != nil {
+		return nil
+	}
+	ps, _ := data.(*planState)
+	return ps
 }

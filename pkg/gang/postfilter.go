@@ -101,3 +101,17 @@ func (pl *CoschedGang) awaitingVictims(key string, victimsLeft bool) *fwk.Status
 	}
 	return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("PodGroup %s waits for %d preempted pod(s) to terminate", key, left))
 }
+
+// preFilterRejectedKey marks, in a cycle's state, a member this plugin's
+// PreFilter turned away.
+const preFilterRejectedKey fwk.StateKey = Name + "/prefilter-rejected"
+
+type preFilterRejected struct {
+	// noFit: the group was turned away because it does not fit as a whole.
+	noFit bool
+	// victimsLeft: the group waits for the victims of its preemption; its
+	// members keep their nominations.
+	victimsLeft bool
+}
+
+func (r preFilterRejected) Clone() fwk.StateData { return r }

@@ -10,7 +10,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
@@ -230,29 +229,6 @@ func (pl *CoschedGang) cachedBound(namespace, name string, uid types.UID) bool {
 	}
 	p, ok := obj.(*v1.Pod)
 	return ok && p.UID == uid && p.Spec.NodeName != ""
-}
-
-// evictor takes victims for this plugin, with events on their PodGroups.
-func (pl *CoschedGang) evictor() *preemption.Evictor {
-	return &preemption.Evictor{
-		Client:      pl.handle.ClientSet(),
-		Recorder:    pl.handle.EventRecorder(),
-		Waiting:     func(uid types.UID) fwk.WaitingPod { return pl.handle.GetWaitingPod(uid) },
-		GroupObject: pl.podGroupObject,
-		PluginName:  Name,
-	}
-}
-
-func (pl *CoschedGang) podGroupObject(key string) runtime.Object {
-	ns, name, ok := strings.Cut(key, "/")
-	if !ok {
-		return nil
-	}
-	pg, err := pl.podGroups.PodGroups(ns).Get(name)
-	if err != nil {
-		return nil
-	}
-	return pg
 }
 
 func domainOf(topologyKey, value string) string {

@@ -186,20 +186,6 @@ func describeSplit(split map[string][]string) string {
 	return strings.Join(parts, "; ")
 }
 
-// preFilterRejectedKey marks, in a cycle's state, a member this plugin's
-// PreFilter turned away.
-const preFilterRejectedKey fwk.StateKey = Name + "/prefilter-rejected"
-
-type preFilterRejected struct {
-	// noFit: the group was turned away because it does not fit as a whole.
-	noFit bool
-	// victimsLeft: the group waits for the victims of its preemption; its
-	// members keep their nominations.
-	victimsLeft bool
-}
-
-func (r preFilterRejected) Clone() fwk.StateData { return r }
-
 // PreFilterExtensions is nil: the plugin keeps no per-node state to update.
 func (pl *CoschedGang) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 
@@ -305,28 +291,6 @@ func (pl *CoschedGang) packPending(ctx context.Context, pending []*v1.Pod, nodes
 	eligible := newEligibleNodes(klog.FromContext(ctx), pending, nodes)
 	eligible.nominated = pl.nominatedPodsOn
 	return capacity.PackFrom(eligible, requests)
-}
-
-// nominatedPodsOn returns the pods nominated to a node, whole: the queue
-// knows the pods it holds, and for a pod it does not hold at the moment
-// (one in its scheduling cycle) returns only its name, so the pod cache
-// fills in the rest.
-func (pl *CoschedGang) nominatedPodsOn(nodeName string) []*v1.Pod {
-	infos := pl.handle.NominatedPodsForNode(nodeName)
-	out := make([]*v1.Pod, 0, len(infos))
-	for _, pi := range infos {
-		p := pi.GetPod()
-		if len(p.Spec.Containers) == 0 {
-			obj, ok, err := pl.pods.GetByKey(p.Namespace + "/" + p.Name)
-			cached, isPod := obj.(*v1.Pod)
-			if err != nil || !ok || !isPod || cached.UID != p.UID {
-				continue
-			}
-			p = cached
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 // planWholeGroup plans, ahead, a group that shares no domain, with the

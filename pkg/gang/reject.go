@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 
@@ -107,4 +108,49 @@ func (pl *CoschedGang) activateAfterBackoff(key string) {
 			pl.activatePending(klog.FromContext(pl.ctx), key)
 		}
 	})
+}
+
+// endBindFailures ends the group's streak of bind failures once its quorum is
+// bound and nothing of it is still in flight (a bind, a deletion or a joiner's
+// Permit can be the moment). Only a group with a streak pays for the count.
+func (pl *CoschedGang) endBindFailures(key string) {
+	if pl.groups.bindFailures(key) == 0 || pl.groups.reservedCount(key) > 0 {
+		return
+	}
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	pg, err := pl.podGroups.PodGroups(ns).Get(name)
+	if err != nil {
+		return
+	}
+	if pl.countMembers(key, nil, false).bound >= podgroup.MinMember(pg) {
+		pl.groups.ranWhole(key)
+	}
+}
+
+// forgetGroup forgets a group whose PodGroup is gone and rejects its waiting
+// members.
+func (pl *CoschedGang) forgetGroup(key string) {
+	if n := pl.rejectWaiting(pl.groups.forget(key), fmt.Sprintf("PodGroup %s was deleted", key)); n > 0 {
+		groupRejections.WithLabelValues("podgroup_deleted").Inc()
+		klog.FromContext(pl.ctx).V(2).Info("PodGroup deleted while members waited", "podGroup", key, "rejected", n)
+	}
+}
+
+// forgetIfGone drops what the group memory holds for key once nothing can
+// use it. Calls that may create a group's entry (a rejection, a plan, a
+// preemption, an Unreserve) end with it, because they can run after the
+// delete event that would have dropped the entry: a PreFilter that read the
+// PodGroup before it was deleted rejects it after. The handlers update the
+// caches before they run, so either this call sees the PodGroup or its last
+// pod gone, or the handler runs after the entry was made and drops it.
+func (pl *CoschedGang) forgetIfGone(key string) {
+	if !pl.groups.has(key) {
+		return // nothing to forget; spares a member scan on every delete
+	}
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	if _, err := pl.podGroups.PodGroups(ns).Get(name); err != nil {
+		pl.forgetGroup(key)
+		return
+	}
+	pl.groups.forgetHistoryIfNoMembers(key)
 }

@@ -119,20 +119,6 @@ type victimRef struct {
 	uid             types.UID
 }
 
-// reservation is one member's hold on a node.
-type reservation struct {
-	node string
-	// admitted is set once the member was let through Permit.
-	admitted bool
-	// waiting is set while the member waits at Permit for its quorum;
-	// admission or rejection ends it. A member that joins a running group
-	// never waits.
-	waiting bool
-	// since is wall-clock time, used only to measure how long rejected
-	// members held their room.
-	since time.Time
-}
-
 // effectivePhase is the phase at now: a backoff or a preemption wait whose
 // time is up is over, whether or not anything moved the group since.
 func (g *groupState) effectivePhase(now time.Time) groupPhase {

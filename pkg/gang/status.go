@@ -3,7 +3,10 @@ package gang
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
@@ -39,4 +42,23 @@ func startStatusWriter(ctx context.Context, handle fwk.Handle, client versioned.
 		}
 	}()
 	return nil
+}
+
+// syncedAfterStart waits until informer has synced, which happens only after
+// the scheduler started its informer factory, and reports whether it did.
+// It gives up when ctx ends or, if patience is positive, that long after the
+// informer started (not before: a scheduler may wait long for its lease).
+func syncedAfterStart(ctx context.Context, informer cache.SharedIndexInformer, patience time.Duration) bool {
+	started, _ := informer.(interface{ HasStarted() bool })
+	var startedAt time.Time
+	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
+		if informer.HasSynced() {
+			return true, nil
+		}
+		if startedAt.IsZero() && (started == nil || started.HasStarted()) {
+			startedAt = time.Now()
+		}
+		return patience > 0 && !startedAt.IsZero() && time.Since(startedAt) > patience, nil
+	})
+	return informer.HasSynced()
 }

@@ -321,6 +321,9 @@ func (t *groupTracker) permit(key string, uid types.UID, exact *memberSet, quoru
 	return d
 }
 
+// maxPermitWait is the framework's cap on a Permit wait.
+const maxPermitWait = 15 * time.Minute
+
 // maxAdmitMargin bounds admitMargin.
 const maxAdmitMargin = time.Second
 

@@ -9,12 +9,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/utils/clock"
 	schedv1alpha1 "sigs.k8s.io/scheduler-plugins/apis/scheduling/v1alpha1"
 	"sigs.k8s.io/scheduler-plugins/pkg/generated/clientset/versioned"
 	schedv1alpha1informers "sigs.k8s.io/scheduler-plugins/pkg/generated/informers/externalversions/scheduling/v1alpha1"
@@ -207,29 +207,69 @@ func (i podGroupInformer) Lister() schedlisters.PodGroupLister {
 	return schedlisters.NewPodGroupLister(i.informer.GetIndexer())
 }
 
-// syncedAfterStart waits until informer has synced, which happens only after
-// the scheduler started its informer factory, and reports whether it did.
-// It gives up when ctx ends or, if patience is positive, that long after the
-// informer started (not before: a scheduler may wait long for its lease).
-func syncedAfterStart(ctx context.Context, informer cache.SharedIndexInformer, patience time.Duration) bool {
-	started, _ := informer.(interface{ HasStarted() bool })
-	var startedAt time.Time
-	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(context.Context) (bool, error) {
-		if informer.HasSynced() {
-			return true, nil
-		}
-		if startedAt.IsZero() && (started == nil || started.HasStarted()) {
-			startedAt = time.Now()
-		}
-		return patience > 0 && !startedAt.IsZero() && time.Since(startedAt) > patience, nil
-	})
-	return informer.HasSynced()
-}
-
 // warnIfPodGroupsDoNotList says in the log what is likely wrong when the
 // PodGroups do not list: the scheduler schedules nothing until they do.
 func warnIfPodGroupsDoNotList(ctx context.Context, informer cache.SharedIndexInformer) {
 	if !syncedAfterStart(ctx, informer, informerSyncTimeout) && ctx.Err() == nil {
 		klog.FromContext(ctx).Error(nil, "PodGroups (scheduling.x-k8s.io/v1alpha1) do not list, and the scheduler schedules nothing until they do: is the CRD installed (manifests/crds) and may the scheduler list and watch podgroups?", "waited", informerSyncTimeout)
 	}
+}
+
+// newPlugin wires the plugin to its informers; tests call it with fakes.
+func newPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, pgInformer cache.SharedIndexInformer) (*CoschedGang, error) {
+	groups := newGroupTracker()
+	reportWhileRunning(ctx, groups)
+	pl, err := buildPlugin(ctx, handle, args, pgLister, groups)
+	if err != nil {
+		return nil, err
+	}
+	return pl, pl.watch(pgInformer)
+}
+
+// buildPlugin makes a plugin instance over the given group memory.
+func buildPlugin(ctx context.Context, handle fwk.Handle, args *config.CoschedGangArgs, pgLister schedlisters.PodGroupLister, groups *groupTracker) (*CoschedGang, error) {
+	podInformer := handle.SharedInformerFactory().Core().V1().Pods().Informer()
+	if err := podgroup.AddIndex(podInformer); err != nil {
+		return nil, fmt.Errorf("indexing pods by group: %w", err)
+	}
+	registerMetrics()
+	return &CoschedGang{
+		ctx:       ctx,
+		handle:    handle,
+		args:      args,
+		podGroups: pgLister,
+		pods:      podInformer.GetIndexer(),
+		groups:    groups,
+		clock:     clock.RealClock{},
+	}, nil
+}
+
+// watch makes pl react to pod and PodGroup changes that end or release a
+// group's attempt. One instance per scheduler watches: the reactions act on
+// the shared group memory and the shared queue, so more would only repeat
+// them.
+func (pl *CoschedGang) watch(pgInformer cache.SharedIndexInformer) error {
+	podInformer := pl.handle.SharedInformerFactory().Core().V1().Pods().Informer()
+	reg, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    pl.onPodAdd,
+		UpdateFunc: pl.onPodUpdate,
+		DeleteFunc: pl.onPodDelete,
+	})
+	if err != nil {
+		return err
+	}
+	pl.groups.setSynced(reg.HasSynced)
+	nodeInformer := pl.handle.SharedInformerFactory().Core().V1().Nodes().Informer()
+	if _, err := nodeInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: pl.onNodeUpdate, DeleteFunc: pl.onNodeDelete}); err != nil {
+		return err
+	}
+	if pgInformer == nil {
+		return nil
+	}
+	_, err = pgInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    pl.onPodGroupAdd,
+		UpdateFunc: pl.onPodGroupUpdate,
+		DeleteFunc: pl.onPodGroupDelete,
+	})
+	return err
 }
