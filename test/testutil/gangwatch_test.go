@@ -80,9 +80,14 @@ func (c *watchedCluster) bind(pod *v1.Pod, node string) {
 	}
 }
 
-func (c *watchedCluster) delete(pod *v1.Pod) {
+// deleteBound deletes a bound member, telling the watch first if byTest,
+// once the watch has seen n members bound.
+func (c *watchedCluster) deleteBound(pod *v1.Pod, n int, byTest bool) {
 	c.t.Helper()
-	c.w.DeletingPod(pod, "the test's cleanup")
+	c.waitBound(n)
+	if byTest {
+		c.w.DeletingPod(pod, "the test's cleanup")
+	}
 	if err := c.cs.CoreV1().Pods(watchNS).Delete(c.ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
 		c.t.Fatal(err)
 	}
@@ -94,94 +99,37 @@ func (c *watchedCluster) delete(pod *v1.Pod) {
 func TestGangWatchJudges(t *testing.T) {
 	const grace = 300 * time.Millisecond
 	zones := map[string]string{"n0": "a", "n1": "a", "n2": "b"}
+	type deletion int
+	const (
+		keep deletion = iota
+		deletedByTest
+		deletedByOther
+	)
+	whole := []string{"n0", "n0", "n0"}
+	twoOfThree := []string{"n0", "n1", ""}
+	acrossZones := []string{"n0", "n1", "n2"}
 	cases := []struct {
 		name string
 		gang Gang
-		// act binds and deletes the group's three members.
-		act  func(c *watchedCluster, pods []*v1.Pod)
-		want string // a part of the failure, "" for none
-	}{{
-		name: "whole gang bound within the grace",
-		gang: Gang{Name: "g", MinMember: 3},
-		act: func(c *watchedCluster, pods []*v1.Pod) {
-			for _, p := range pods {
-				c.bind(p, "n0")
-			}
-		},
-	}, {
-		name: "nothing bound",
-		gang: Gang{Name: "g", MinMember: 3},
-		act:  func(*watchedCluster, []*v1.Pod) {},
-	}, {
-		name: "two of three bound past the grace",
-		gang: Gang{Name: "g", MinMember: 3},
-		act: func(c *watchedCluster, pods []*v1.Pod) {
-			c.bind(pods[0], "n0")
-			c.bind(pods[1], "n1")
-			time.Sleep(3 * grace)
-		},
-		want: "stayed partly bound",
-	}, {
-		name: "two of three bound when checked at once",
-		gang: Gang{Name: "g", MinMember: 3},
-		act: func(c *watchedCluster, pods []*v1.Pod) {
-			c.bind(pods[0], "n0")
-			c.bind(pods[1], "n1")
-		},
-		want: "partly bound",
-	}, {
-		name: "quorum of two met by two of three",
-		gang: Gang{Name: "g", MinMember: 2},
-		act: func(c *watchedCluster, pods []*v1.Pod) {
-			c.bind(pods[0], "n0")
-			c.bind(pods[1], "n1")
-			time.Sleep(3 * grace)
-		},
-	}, {
-		name: "a bound member deleted by the test is excused",
-		gang: Gang{Name: "g", MinMember: 3},
-		act: func(c *watchedCluster, pods []*v1.Pod) {
-			for _, p := range pods {
-				c.bind(p, "n0")
-			}
-			c.waitBound(3)
-			c.delete(pods[2])
-			time.Sleep(3 * grace)
-		},
-	}, {
-		name: "a bound member deleted by someone else is not",
-		gang: Gang{Name: "g", MinMember: 3},
-		act: func(c *watchedCluster, pods []*v1.Pod) {
-			for _, p := range pods {
-				c.bind(p, "n0")
-			}
-			c.waitBound(3)
-			if err := c.cs.CoreV1().Pods(watchNS).Delete(c.ctx, pods[2].Name, metav1.DeleteOptions{}); err != nil {
-				c.t.Fatal(err)
-			}
-			time.Sleep(3 * grace)
-		},
-		want: "stayed partly bound",
-	}, {
-		name: "topology gang inside one zone",
-		gang: Gang{Name: "g", MinMember: 2, Topology: "zone"},
-		act: func(c *watchedCluster, pods []*v1.Pod) {
-			c.bind(pods[0], "n0")
-			c.bind(pods[1], "n1")
-			c.bind(pods[2], "n2") // beyond the quorum: may go elsewhere
-			time.Sleep(domainSettle + time.Second)
-		},
-	}, {
-		name: "topology gang across zones",
-		gang: Gang{Name: "g", MinMember: 3, Topology: "zone"},
-		act: func(c *watchedCluster, pods []*v1.Pod) {
-			c.bind(pods[0], "n0")
-			c.bind(pods[1], "n1")
-			c.bind(pods[2], "n2")
-			time.Sleep(domainSettle + time.Second)
-		},
-		want: "no domain holds its quorum",
-	}}
+		// nodes binds the group's three members in turn ("" leaves one
+		// pending); then the last is deleted if deleted says so, and the
+		// watch is checked settle later.
+		nodes   []string
+		deleted deletion
+		settle  time.Duration
+		want    string // a part of the failure, "" for none
+	}{
+		{name: "whole gang bound within the grace", gang: Gang{Name: "g", MinMember: 3}, nodes: whole},
+		{name: "nothing bound", gang: Gang{Name: "g", MinMember: 3}, nodes: []string{"", "", ""}},
+		{name: "two of three bound past the grace", gang: Gang{Name: "g", MinMember: 3}, nodes: twoOfThree, settle: 3 * grace, want: "stayed partly bound"},
+		{name: "two of three bound when checked at once", gang: Gang{Name: "g", MinMember: 3}, nodes: twoOfThree, want: "partly bound"},
+		{name: "quorum of two met by two of three", gang: Gang{Name: "g", MinMember: 2}, nodes: twoOfThree, settle: 3 * grace},
+		{name: "a bound member deleted by the test is excused", gang: Gang{Name: "g", MinMember: 3}, nodes: whole, deleted: deletedByTest, settle: 3 * grace},
+		{name: "a bound member deleted by someone else is not", gang: Gang{Name: "g", MinMember: 3}, nodes: whole, deleted: deletedByOther, settle: 3 * grace, want: "stayed partly bound"},
+		// Beyond the quorum a member may go elsewhere.
+		{name: "topology gang inside one zone", gang: Gang{Name: "g", MinMember: 2, Topology: "zone"}, nodes: acrossZones, settle: domainSettle + time.Second},
+		{name: "topology gang across zones", gang: Gang{Name: "g", MinMember: 3, Topology: "zone"}, nodes: acrossZones, settle: domainSettle + time.Second, want: "no domain holds its quorum"},
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -194,7 +142,15 @@ func TestGangWatchJudges(t *testing.T) {
 			for i := range 3 {
 				pods = append(pods, c.create(tc.gang.Name, i))
 			}
-			tc.act(c, pods)
+			for i, node := range tc.nodes {
+				if node != "" {
+					c.bind(pods[i], node)
+				}
+			}
+			if tc.deleted != keep {
+				c.deleteBound(pods[2], 3, tc.deleted == deletedByTest)
+			}
+			time.Sleep(tc.settle)
 			c.w.Check()
 			got := c.rec.all()
 			switch {
