@@ -8,6 +8,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
@@ -46,6 +47,39 @@ func TestBindFailure(t *testing.T) {
 		}
 		s.waitDeleted(names[:2], bindTimeout)
 		s.createPods(again...)
+		s.expectAllBound(names, bindTimeout)
+	})
+
+	// A scheduler stopped while it released a gang (the eviction of the
+	// bound sibling cancelled with it) leaves the sibling bound; the next
+	// scheduler must finish the release, not wait for a quorum it already has.
+	t.Run("a release the last scheduler left unfinished is finished by the next", func(t *testing.T) {
+		s := c.newScenario(t, nodes("bindrestart", 1, "4", "8Gi"), nil)
+		owner := s.createOwner()
+		removePolicy := s.refuseBindings("refused-")
+		s.stop()
+		s.createGroup(testutil.PodGroup(s.ns, "job", 3))
+		pods := s.members("job", 3, "1", "1Gi")
+		pods[1].Name, pods[2].Name = "refused-1", "refused-2"
+		pods[0].Spec.NodeName = s.nodes[0] // bound by the scheduler that stopped
+		for _, p := range pods {
+			p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1.SchemeGroupVersion.WithKind("ConfigMap"))}
+		}
+		names := s.createPods(pods...)
+		s.startScheduler(nil)
+		s.expectEvent("job", "GangReleased: member "+s.ns+"/refused-", bindTimeout)
+		s.waitGone(names[:1], bindTimeout)
+		// The controller recreates what was released (the bound member,
+		// and the admitted sibling whose bind was still to come).
+		removePolicy()
+		s.waitDeleted(names[:1], bindTimeout)
+		for _, p := range pods {
+			if _, err := s.cs.CoreV1().Pods(s.ns).Get(s.ctx, p.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+				again := p.DeepCopy()
+				again.ResourceVersion, again.UID, again.Spec.NodeName = "", "", ""
+				s.createPods(again)
+			}
+		}
 		s.expectAllBound(names, bindTimeout)
 	})
 
