@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
+	"github.com/cosched/cosched/pkg/podgroup"
 	"github.com/cosched/cosched/test/testutil"
 )
 
@@ -52,36 +53,48 @@ func TestBindFailure(t *testing.T) {
 
 	// A scheduler stopped while it released a gang (the eviction of the
 	// bound sibling cancelled with it) leaves the sibling bound; the next
-	// scheduler must finish the release, not wait for a quorum it already has.
-	t.Run("a release the last scheduler left unfinished is finished by the next", func(t *testing.T) {
-		s := c.newScenario(t, nodes("bindrestart", 1, "4", "8Gi"), nil)
-		owner := s.createOwner()
-		removePolicy := s.refuseBindings("refused-")
-		s.stop()
-		s.createGroup(testutil.PodGroup(s.ns, "job", 3))
-		pods := s.members("job", 3, "1", "1Gi")
-		pods[1].Name, pods[2].Name = "refused-1", "refused-2"
-		pods[0].Spec.NodeName = s.nodes[0] // bound by the scheduler that stopped
-		for _, p := range pods {
-			p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1.SchemeGroupVersion.WithKind("ConfigMap"))}
-		}
-		names := s.createPods(pods...)
-		s.startScheduler(nil)
-		s.expectEvent("job", "GangReleased: member "+s.ns+"/refused-", bindTimeout)
-		s.waitGone(names[:1], bindTimeout)
-		// The controller recreates what was released (the bound member,
-		// and the admitted sibling whose bind was still to come).
-		removePolicy()
-		s.waitDeleted(names[:1], bindTimeout)
-		for _, p := range pods {
-			if _, err := s.cs.CoreV1().Pods(s.ns).Get(s.ctx, p.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-				again := p.DeepCopy()
-				again.ResourceVersion, again.UID, again.Spec.NodeName = "", "", ""
-				s.createPods(again)
+	// scheduler must finish the release, not wait for a quorum it already
+	// has. With and without a topology key (the bound member then holds
+	// the group's domain).
+	for name, topology := range map[string]string{"no topology": "", "rack topology": rackLabel} {
+		t.Run("a release the last scheduler left unfinished is finished by the next, "+name, func(t *testing.T) {
+			rack := []*v1.Node{
+				testutil.Node("bindrestart-0", "4", "8Gi", map[string]string{rackLabel: "rack-0"}),
+				testutil.Node("bindrestart-1", "4", "8Gi", map[string]string{rackLabel: "rack-0"}),
 			}
-		}
-		s.expectAllBound(names, bindTimeout)
-	})
+			s := c.newScenario(t, rack, nil)
+			owner := s.createOwner()
+			removePolicy := s.refuseBindings("refused-")
+			s.stop()
+			pg := testutil.PodGroup(s.ns, "job", 3)
+			if topology != "" {
+				pg.Annotations = map[string]string{podgroup.TopologyKeyAnnotation: topology}
+			}
+			s.createGroup(pg)
+			pods := s.members("job", 3, "1", "1Gi")
+			pods[1].Name, pods[2].Name = "refused-1", "refused-2"
+			pods[0].Spec.NodeName = s.nodes[0] // bound by the scheduler that stopped
+			for _, p := range pods {
+				p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1.SchemeGroupVersion.WithKind("ConfigMap"))}
+			}
+			names := s.createPods(pods...)
+			s.startScheduler(nil)
+			s.expectEvent("job", "GangReleased: member "+s.ns+"/refused-", bindTimeout)
+			s.waitGone(names[:1], bindTimeout)
+			// The controller recreates what was released (the bound
+			// member, and an admitted sibling whose bind was still to come).
+			removePolicy()
+			s.waitDeleted(names[:1], bindTimeout)
+			for _, p := range pods {
+				if _, err := s.cs.CoreV1().Pods(s.ns).Get(s.ctx, p.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+					again := p.DeepCopy()
+					again.ResourceVersion, again.UID, again.Spec.NodeName = "", "", ""
+					s.createPods(again)
+				}
+			}
+			s.expectAllBound(names, bindTimeout)
+		})
+	}
 
 	t.Run("bare pods: nothing is deleted, the failed member retries alone", func(t *testing.T) {
 		s := c.newScenario(t, nodes("bindbare", 1, "4", "8Gi"), nil)
