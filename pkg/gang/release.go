@@ -56,6 +56,7 @@ func (pl *CoschedGang) releaseAfterBindFailure(ctx context.Context, key string, 
 		return
 	}
 	groupRejections.WithLabelValues("bind_failed").Inc()
+	pl.groups.endAdmission(key)
 	backoff := pl.groups.bindFailed(key, cause, pl.clock.Now(), pl.backoff())
 	pl.activateAfterBackoff(key)
 	// Siblings still before their bind stop there; the rest are evicted.

@@ -223,3 +223,47 @@ func (e *testEnv) ownedPair() []*v1.Pod {
 	e.informerAdd(pods...)
 	return pods
 }
+
+// TestLaterBindFailureOfAnAdmittedSibling: the first member to fail finds
+// the group at its quorum with a sibling still binding, so nothing is
+// released; when that sibling's binding fails too, the group is below its
+// quorum with a member bound, and that member must be released. Before, the
+// first failure ended the admission, the second was taken for an ordinary
+// member's failure, and the bound member ran alone while the refusals lasted
+// (make soak-invariants, seed 31337001: g808, minMember 2, two bindings
+// refused for good).
+func TestLaterBindFailureOfAnAdmittedSibling(t *testing.T) {
+	e := newTestEnv(t)
+	evicted := e.recordEvictions()
+	e.addPodGroups(makePG(testPG, 2))
+	pods := members(3, "1")
+	for _, p := range pods {
+		owned(p)
+	}
+	e.addPods(pods...)
+	for _, p := range pods {
+		e.reserveAndPermit(p, "node1")
+	}
+	if s := e.outcome(pods[0]); !s.IsSuccess() {
+		t.Fatalf("%s not allowed: %v", pods[0].Name, s)
+	}
+	e.informerBind(pods[0], "node1")
+	// m3 fails: m1 bound and m2 still binding make the quorum of 2.
+	e.unreserve(e.ctx, pods[2], "node1")
+	time.Sleep(50 * time.Millisecond)
+	if got := evicted(); len(got) != 0 {
+		t.Fatalf("evicted %v while the group still held its quorum", got)
+	}
+	// m2 fails as well: m1 is bound alone.
+	e.unreserve(e.ctx, pods[1], "node1")
+	expectEvicted(t, evicted, []string{"m1"}, "the bound member runs without its group")
+	var released []string
+	for _, ev := range e.events() {
+		if strings.Contains(ev, "GangReleased") {
+			released = append(released, ev)
+		}
+	}
+	if len(released) != 1 || !strings.Contains(released[0], "member ns/m2 failed to bind") {
+		t.Errorf("events %q, want one GangReleased for m2's failure", released)
+	}
+}

@@ -430,27 +430,43 @@ func (t *groupTracker) unreserve(key string, uid types.UID) (current bool) {
 
 // admittedSiblings reports whether uid holds a reservation that was let
 // through Permit (so its Unreserve means its binding failed) and returns the
-// other members admitted with it. It answers yes once per admission: the
-// siblings whose binding is cancelled because of it are not failures of
-// their own.
+// other members admitted with it. The failed member leaves the admission;
+// the others stay in it until a release cancels their bindings
+// (endAdmission), so that one of them failing later, after this failure
+// found the group still at its quorum with it, is judged as a failure too
+// (make soak-invariants, seed 31337001).
 func (t *groupTracker) admittedSiblings(key string, uid types.UID) (siblings []types.UID, admitted bool) {
 	t.locked(key, false, func(g *groupState) {
-		if r, ok := g.reserved[uid]; !ok || !r.admitted {
+		r, ok := g.reserved[uid]
+		if !ok || !r.admitted {
 			return
 		}
 		admitted = true
+		r.admitted = false
+		g.reserved[uid] = r
+		kept := g.admitted[:0]
 		for _, other := range g.admitted {
 			if other != uid {
 				siblings = append(siblings, other)
+				kept = append(kept, other)
 			}
 		}
-		g.admitted = nil
-		for other, r := range g.reserved {
-			r.admitted = false
-			g.reserved[other] = r
-		}
+		g.admitted = kept
 	})
 	return siblings, admitted
+}
+
+// endAdmission ends the group's admission before its release cancels the
+// bindings of the admitted members: their Unreserve is then not a failure
+// of their own.
+func (t *groupTracker) endAdmission(key string) {
+	t.locked(key, false, func(g *groupState) {
+		g.admitted = nil
+		for uid, r := range g.reserved {
+			r.admitted = false
+			g.reserved[uid] = r
+		}
+	})
 }
 
 // unreserved ends a member's Unreserve: whatever the member's cycle held,
