@@ -17,6 +17,7 @@ import (
 	"go/types"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -106,7 +107,7 @@ func check(dir string, order []string) ([]string, error) {
 		}
 	}
 	for _, f := range order {
-		if !contains(files, f) {
+		if !slices.Contains(files, f) {
 			problems = append(problems, fmt.Sprintf("%s is in the order but not in the package", f))
 		}
 	}
@@ -118,15 +119,6 @@ func check(dir string, order []string) ([]string, error) {
 		}
 	}
 	return problems, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func references(dir string) ([]reference, error) {
